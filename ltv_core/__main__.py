@@ -1,0 +1,3 @@
+from ltv_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Pipeline config (``config/pipeline.yaml``), validated with pydantic.
+
+The config says what a run does; the dataset spec says what the data is. DAG params and CLI flags
+override a handful of fields (store root, data root, spec, windows) for manual runs and backfills.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ltv_core.errors import SpecError
+from ltv_core.spec import project_root
+
+DEFAULT_CONFIG = "config/pipeline.yaml"
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """ISO time (``2025-10-01``, ``2025-10-01T13:00``, with or without zone) as aware UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        text = str(value).strip().replace(" ", "T")
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise SpecError(f"not an ISO date/time: {value!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+class TimeRange(BaseModel):
+    """A half-open time range [start, end) in UTC."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> datetime:
+        return parse_time(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end.isoformat()} must be after its start {self.start.isoformat()}")
+        return self
+
+
+class WindowsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    maturity: Literal["longest", "primary"] | int = "longest"
+    train_hours: int = Field(default=96, gt=0)
+    validation_hours: int = Field(default=24, gt=0)
+    holdout_hours: int = Field(default=24, gt=0)
+    gap_hours: int = Field(default=0, ge=0)
+    scoring_hours: int = Field(default=24, gt=0)
+    train: TimeRange | None = None
+    validation: TimeRange | None = None
+    holdout: TimeRange | None = None
+    scoring: TimeRange | None = None
+
+    @field_validator("maturity")
+    @classmethod
+    def _maturity(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("maturity in days must be >= 0")
+        return v
+
+
+class DaskConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduler_address: str | None = None
+    n_workers: int | None = Field(default=None, gt=0)
+    threads_per_worker: int = Field(default=1, gt=0)
+    memory_limit: str | int = "auto"
+    processes: bool = True
+
+
+class ValidationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows_per_split: int | None = Field(default=2_000_000, gt=0)
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_spec: str = "config/datasets/smadex_d7.yaml"
+    store_root: str | None = None
+    data_root: str | None = None
+    windows: WindowsConfig = WindowsConfig()
+    dask: DaskConfig = DaskConfig()
+    validation: ValidationConfig = ValidationConfig()
+    source_path: str | None = None
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> PipelineConfig:
+        """Apply DAG params / CLI flags (None values mean 'keep the config's value')."""
+        if not overrides:
+            return self
+        data = self.model_dump(mode="python")
+        for key in ("dataset_spec", "store_root", "data_root"):
+            if overrides.get(key):
+                data[key] = overrides[key]
+        for name in ("train", "validation", "holdout", "scoring"):
+            start, end = overrides.get(f"{name}_start"), overrides.get(f"{name}_end")
+            if bool(start) != bool(end):
+                raise SpecError(f"window {name!r}: give both {name}_start and {name}_end, got start={start!r} end={end!r}")
+            if start:
+                data["windows"][name] = {"start": start, "end": end}
+        try:
+            return PipelineConfig.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(_format(self.source_path or "<overrides>", exc)) from None
+
+
+def _format(path: str, exc: ValidationError) -> str:
+    lines = [f"invalid pipeline config {path}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"  - {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Load ``config/pipeline.yaml`` (or ``path``); relative paths resolve against the project root."""
+    p = Path(path or DEFAULT_CONFIG)
+    if not p.is_absolute() and not p.exists():
+        p = project_root() / p
+    if not p.exists():
+        raise SpecError(f"pipeline config not found: {path or DEFAULT_CONFIG}")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"pipeline config {p} is not valid YAML: {exc}") from exc
+    raw["source_path"] = str(p)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format(str(p), exc)) from None

@@ -1,0 +1,140 @@
+"""``make demo``: run the real DAG once, end to end, on an embedded default set-up.
+
+SQLite metadata DB, a local artefact store, a Dask LocalCluster and (when no data is configured)
+a generated sample data set. Airflow is driven through its CLI (``airflow dags test``) in a
+subprocess, so this module needs no Airflow import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ltv_core.config import load_config
+from ltv_core.errors import LtvError
+from ltv_core.spec import load_spec, project_root
+from ltv_core.store import open_store
+from ltv_core.windows import suggest_logical_date
+
+DAG_ID = "ltv_daily"
+
+
+def _say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def airflow_env(home: Path | None = None) -> dict[str, str]:
+    """Environment for an embedded Airflow: SQLite in AIRFLOW_HOME, examples off, project DAGs."""
+    root = project_root()
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW_HOME", str(home or root / ".airflow"))
+    env.update({
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": env.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),
+        "LTV_PROJECT_ROOT": str(root),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")])),
+    })
+    return env
+
+
+def airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
+
+
+def run_airflow(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([airflow_bin(), *args], env=env, text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-60:])
+        raise LtvError(f"`airflow {' '.join(args)}` failed with exit code {proc.returncode}:\n{tail}")
+    return proc
+
+
+def ensure_data(rows_per_partition: int, seed: int) -> str:
+    """The configured data root, or a generated sample set under .demo/data."""
+    config = load_config()
+    spec = load_spec(config.dataset_spec)
+    configured = config.data_root or os.environ.get("LTV_DATA_ROOT")
+    if configured:
+        _say(f"using configured data root {configured}")
+        return configured
+    default_root = Path(spec.resolved_data_root())
+    if (default_root / spec.roots.train).exists():
+        _say(f"using data under {default_root}")
+        return str(default_root)
+    out = project_root() / ".demo" / "data"
+    marker = out / "_GENERATED.json"
+    if marker.exists():
+        _say(f"reusing generated sample data in {out}")
+        return str(out)
+    from ltv_core.synthetic import generate_dataset
+
+    _say(f"no data configured: generating a sample data set in {out} ({rows_per_partition} rows per partition)")
+    if out.exists():
+        shutil.rmtree(out)
+    summary = generate_dataset(out, seed=seed, rows_per_partition=rows_per_partition, spec_path=config.dataset_spec,
+                               log=_say)
+    marker.write_text(json.dumps(summary, indent=2, default=str))
+    return str(out)
+
+
+def latest_run(store_root: str) -> str | None:
+    runs = Path(store_root) / "runs"
+    if not runs.exists():
+        return None
+    dirs = [d for d in runs.iterdir() if d.is_dir()]
+    return max(dirs, key=lambda d: d.stat().st_mtime).name if dirs else None
+
+
+def run_demo(rows_per_partition: int = 400, seed: int = 7) -> dict[str, Any]:
+    root = project_root()
+    data_root = ensure_data(rows_per_partition, seed)
+    store_root = os.environ.get("LTV_STORE_ROOT") or str(root / ".demo" / "store")
+    config = load_config()
+    spec = load_spec(config.dataset_spec)
+    logical = suggest_logical_date(spec, config, data_root)
+    env = airflow_env()
+    _say(f"initialising Airflow metadata DB (SQLite) in {env['AIRFLOW_HOME']}")
+    run_airflow(["db", "migrate"], env)
+    conf = {"data_root": data_root, "store_root": store_root}
+    _say(f"running `airflow dags test {DAG_ID} {logical.isoformat()}` (data {data_root}, store {store_root})")
+    proc = run_airflow(["dags", "test", DAG_ID, logical.isoformat(), "-c", json.dumps(conf)], env, check=False)
+    log_path = Path(store_root) / "demo-last-dags-test.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(proc.stdout + proc.stderr)
+    run = latest_run(store_root)
+    if proc.returncode != 0 or run is None:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise LtvError(f"the DAG run failed (full log: {log_path}):\n{tail}")
+    return summarize(store_root, run, logical.isoformat(), str(log_path))
+
+
+def summarize(store_root: str, run: str, logical: str, log_path: str) -> dict[str, Any]:
+    store = open_store(store_root)
+    ingest = store.read_manifest(run, "ingest")
+    summary: dict[str, Any] = {
+        "run_id": run,
+        "logical_date": logical,
+        "airflow_log": log_path,
+        "staged": {s: {"rows": o["rows"], "window": o["window"], "path": f"{store.stage_dir(run, 'ingest')}/{s}"}
+                   for s, o in ingest["outputs"].items()},
+    }
+    vdir = store.stage_dir(run, "validate")
+    summary["validation"] = {
+        "committed": store.is_committed(run, "validate"),
+        "result": f"{vdir}/result.json",
+        "data_docs": f"{vdir}/data_docs",
+    }
+    _say(f"run {run} done. Staged splits:")
+    for s, info in summary["staged"].items():
+        _say(f"  {s:<10} {info['rows']:>8} rows  {info['window'][0]} .. {info['window'][1]}  -> {info['path']}")
+    _say(f"validation result: {summary['validation']['result']}")
+    _say(f"validation data docs: {summary['validation']['data_docs']}")
+    return summary

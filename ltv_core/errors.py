@@ -1,0 +1,17 @@
+"""Errors the pipeline raises on bad input. Each message names the file, column and value at fault."""
+
+
+class LtvError(Exception):
+    """Base class: anything the pipeline refuses on purpose."""
+
+
+class SpecError(LtvError, ValueError):
+    """A dataset spec or pipeline config is invalid."""
+
+
+class DataError(LtvError, ValueError):
+    """Input data does not match its spec (missing column, bad partition, empty window...)."""
+
+
+class ValidationFailed(LtvError):
+    """A Great Expectations suite failed; the message summarises the failing expectations."""

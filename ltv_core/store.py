@@ -1,0 +1,256 @@
+"""The artefact store: the one place that reads and writes pipeline artefacts.
+
+Stages are pure functions of frames and configs (Kedro's split); this layer does all I/O through
+fsspec, so the same code writes to a local folder by default and to ``s3://`` in production.
+
+Layout per run::
+
+    <root>/runs/<run_id>/<stage>/...              artefacts of one stage
+    <root>/runs/<run_id>/<stage>/_manifest.json   the stage's commit marker, written last
+
+Atomicity: a single file is written under a temporary name and renamed into place on a local
+file system; on object stores (s3, gcs, ...) an object becomes visible only once its upload
+completes, so it is written in place. A stage with several files is "committed" by its manifest:
+readers go through :meth:`ArtifactStore.read_manifest`, which refuses a stage without one, and
+only read the files the manifest lists. Re-running a stage first clears its folder, so a run is
+idempotent per ``run_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+
+from ltv_core.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]+$")
+
+
+def safe_run_id(run_id: str) -> str:
+    """Airflow run ids contain ':' and '+'; keep them readable but path-safe."""
+    if not run_id or not _RUN_ID_RE.match(run_id):
+        raise ValueError(f"run id {run_id!r} has characters that are unsafe in a path")
+    return run_id.replace(":", "-").replace("+", "_")
+
+
+def code_version() -> str:
+    """Git commit of the code that ran (or the package version outside a git checkout)."""
+    env = os.environ.get("LTV_CODE_VERSION")
+    if env:
+        return env
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("ltv-core")
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def config_hash(obj: Any) -> str:
+    """A short stable hash of a JSON-able config, recorded in every manifest."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class StageTimer:
+    """Collects what a stage's manifest records; ``finish`` fills the timings."""
+
+    stage: str
+    run_id: str
+    started: float = field(default_factory=time.time)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def finish(self, config: Any = None) -> dict[str, Any]:
+        ended = time.time()
+        return {
+            "stage": self.stage,
+            "run_id": self.run_id,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "config_hash": config_hash(config) if config is not None else None,
+            "code_version": code_version(),
+            "started_at": datetime.fromtimestamp(self.started, tz=timezone.utc).isoformat(),
+            "finished_at": datetime.fromtimestamp(ended, tz=timezone.utc).isoformat(),
+            "seconds": round(ended - self.started, 3),
+            **self.extra,
+        }
+
+
+class ArtifactStore:
+    """fsspec-backed store rooted at a local folder or an object-store URL."""
+
+    def __init__(self, root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):
+        root = str(root)
+        if "://" not in root:
+            root = os.path.abspath(root)
+        self.fs, base = url_to_fs(root, **(storage_options or {}))
+        self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        self.root = base.rstrip("/")
+        self.url = root.rstrip("/")
+        self.is_local = self.protocol in ("file", "local")
+        if self.is_local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    # --- paths ---------------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        """Join parts under the root (store-relative parts, '/'-separated)."""
+        clean = [str(p).strip("/") for p in parts if str(p).strip("/")]
+        return "/".join([self.root, *clean])
+
+    def uri(self, path: str) -> str:
+        """A full URL for a store path, as printed to users and passed through XCom."""
+        if self.is_local:
+            return path
+        return f"{self.protocol}://{path}"
+
+    def stage_dir(self, run_id: str, stage: str) -> str:
+        return self.path("runs", safe_run_id(run_id), stage)
+
+    # --- primitive I/O ------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    @contextmanager
+    def open_atomic(self, path: str) -> Iterator[IO[bytes]]:
+        """Open for writing; readers see either the old object, nothing, or the complete new one."""
+        parent = path.rsplit("/", 1)[0]
+        if self.is_local:
+            self.fs.makedirs(parent, exist_ok=True)
+            tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
+            try:
+                with self.fs.open(tmp, "wb") as fh:
+                    yield fh
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if self.fs.exists(tmp):
+                    self.fs.rm(tmp)
+                raise
+        else:
+            buf = io.BytesIO()
+            yield buf
+            with self.fs.open(path, "wb") as fh:  # one PUT / multipart upload, visible when complete
+                fh.write(buf.getvalue())
+
+    def write_bytes(self, path: str, data: bytes) -> str:
+        with self.open_atomic(path) as fh:
+            fh.write(data)
+        return path
+
+    def write_text(self, path: str, text: str) -> str:
+        return self.write_bytes(path, text.encode("utf-8"))
+
+    def write_json(self, path: str, obj: Any) -> str:
+        return self.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            return self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise DataError(f"artefact not found in store {self.url}: {path}") from None
+
+    def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode("utf-8")
+
+    def read_json(self, path: str) -> Any:
+        return json.loads(self.read_text(path))
+
+    def write_parquet(self, path: str, table: pa.Table, **kwargs: Any) -> str:
+        kwargs.setdefault("compression", "snappy")
+        with self.open_atomic(path) as fh:
+            pq.write_table(table, fh, **kwargs)
+        return path
+
+    def read_parquet(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        try:
+            with self.fs.open(path, "rb") as fh:
+                return pq.read_table(fh, columns=columns)
+        except FileNotFoundError:
+            raise DataError(f"parquet artefact not found in store {self.url}: {path}") from None
+
+    def parquet_schema(self, path: str) -> pa.Schema:
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_schema(fh)
+
+    def rm(self, path: str) -> None:
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    # --- stages -------------------------------------------------------------------------------
+    def begin_stage(self, run_id: str, stage: str) -> str:
+        """Start (or restart) a stage: its old output and manifest are removed first."""
+        d = self.stage_dir(run_id, stage)
+        self.rm(d)
+        if self.is_local:
+            self.fs.makedirs(d, exist_ok=True)
+        return d
+
+    def commit_stage(self, run_id: str, stage: str, manifest: dict[str, Any]) -> str:
+        """Write the manifest last: from now on the stage's artefacts are visible to readers."""
+        path = f"{self.stage_dir(run_id, stage)}/{MANIFEST}"
+        self.write_json(path, manifest)
+        log.info("committed stage %s of run %s: %s", stage, run_id, self.uri(path))
+        return path
+
+    def read_manifest(self, run_id: str, stage: str) -> dict[str, Any]:
+        path = f"{self.stage_dir(run_id, stage)}/{MANIFEST}"
+        if not self.fs.exists(path):
+            raise DataError(
+                f"stage {stage!r} of run {run_id!r} has no manifest at {self.uri(path)}: "
+                "it did not finish, so its artefacts cannot be read"
+            )
+        return self.read_json(path)
+
+    def is_committed(self, run_id: str, stage: str) -> bool:
+        return self.fs.exists(f"{self.stage_dir(run_id, stage)}/{MANIFEST}")
+
+
+def open_store(root: str | None = None) -> ArtifactStore:
+    """The store from an explicit root, else ``LTV_STORE_ROOT``, else ``./store`` in the project."""
+    from ltv_core.spec import project_root
+
+    chosen = root or os.environ.get("LTV_STORE_ROOT") or str(project_root() / "store")
+    return ArtifactStore(chosen)
+
+
+def fs_for(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Filesystem and bare path for a data URL (local path or s3://...)."""
+    if "://" not in url:
+        url = os.path.abspath(url)
+    return url_to_fs(url)
