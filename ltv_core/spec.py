@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from functools import lru_cache
 from datetime import datetime, timezone
 from enum import Enum
 from functools import cached_property
@@ -75,6 +76,7 @@ _SCALAR_TYPES: dict[str, pa.DataType] = {
 }
 
 
+@lru_cache(maxsize=256)
 def parse_arrow_type(text: str) -> pa.DataType:
     """Parse a type written as in Arrow's own notation: ``map<string, map<string, int64>>``."""
     s = text.replace(" ", "")

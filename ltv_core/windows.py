@@ -81,7 +81,10 @@ def list_partitions(root: str, spec: DatasetSpec) -> list[Partition]:
             log.warning("ignoring %s under %s: not a %s=... partition", name, root, spec.partition.key)
             continue
         value = name[len(prefix):]
-        when = spec.partition.parse(value)
+        try:
+            when = spec.partition.parse(value)
+        except SpecError as exc:
+            raise DataError(f"malformed partition directory {entry['name']}: {exc}") from None
         files = sorted(f for f in fs.ls(entry["name"], detail=False) if _is_data_file(f))
         parts.append(Partition(value, when, entry["name"].rstrip("/"), tuple(files), protocol))
     parts.sort(key=lambda p: p.time)

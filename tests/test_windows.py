@@ -1,0 +1,101 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from ltv_core.config import PipelineConfig, WindowsConfig, load_config
+from ltv_core.errors import DataError, SpecError
+from ltv_core.spec import load_spec
+from ltv_core.windows import labelled_windows, list_partitions, resolve, scoring_window, select, suggest_logical_date
+
+from rawdata import write_dataset
+
+SPEC = load_spec("config/datasets/smadex_d7.yaml")
+UTC = timezone.utc
+
+
+def hours(start_day: int, n: int, month: int = 10) -> list[str]:
+    base = datetime(2025, month, start_day, tzinfo=UTC).timestamp()
+    return [datetime.fromtimestamp(base + 3600 * i, tz=UTC).strftime("%Y-%m-%d-%H-%M") for i in range(n)]
+
+
+def test_labelled_windows_respect_maturity_and_order():
+    L = datetime(2025, 11, 4, 3, 0, tzinfo=UTC)
+    w = labelled_windows(L, WindowsConfig(), SPEC)  # maturity: longest horizon (28 days)
+    assert w["holdout"].end == datetime(2025, 10, 7, 3, tzinfo=UTC)
+    assert w["holdout"].hours == 24 and w["validation"].hours == 24 and w["train"].hours == 96
+    assert w["train"].end == w["validation"].start and w["validation"].end == w["holdout"].start
+
+
+def test_primary_maturity_and_gap():
+    L = datetime(2025, 10, 14, 0, 30, tzinfo=UTC)  # floored to the hourly grain
+    w = labelled_windows(L, WindowsConfig(maturity="primary", gap_hours=2), SPEC)
+    assert w["holdout"].end == datetime(2025, 10, 7, 0, tzinfo=UTC)
+    assert (w["holdout"].start - w["validation"].end).total_seconds() == 7200
+    assert (w["validation"].start - w["train"].end).total_seconds() == 7200
+
+
+def test_explicit_window_wins_and_is_checked():
+    L = datetime(2025, 11, 4, tzinfo=UTC)
+    cfg = PipelineConfig().with_overrides({"train_start": "2025-10-01", "train_end": "2025-10-03T12:00"})
+    w = labelled_windows(L, cfg.windows, SPEC)
+    assert w["train"].start == datetime(2025, 10, 1, tzinfo=UTC) and w["train"].hours == 60
+    bad = PipelineConfig().with_overrides({"train_start": "2025-10-01", "train_end": "2025-10-06T12:00"})
+    with pytest.raises(SpecError, match="overlaps"):
+        labelled_windows(L, bad.windows, SPEC)
+    immature = PipelineConfig().with_overrides({"holdout_start": "2025-10-20", "holdout_end": "2025-10-21"})
+    with pytest.raises(SpecError, match="not complete"):
+        labelled_windows(L, immature.windows, SPEC)
+
+
+def test_override_needs_both_edges():
+    with pytest.raises(SpecError, match="both"):
+        PipelineConfig().with_overrides({"train_start": "2025-10-01"})
+    with pytest.raises(SpecError, match="after its start"):
+        PipelineConfig().with_overrides({"train_start": "2025-10-02", "train_end": "2025-10-01"})
+    with pytest.raises(SpecError, match="ISO"):
+        PipelineConfig().with_overrides({"train_start": "yesterday", "train_end": "2025-10-01"})
+
+
+def test_partition_listing_and_selection(tmp_path):
+    write_dataset(tmp_path, SPEC, hours(1, 6), hours(8, 3), rows=3)
+    (tmp_path / "train/train/_SUCCESS").write_text("")
+    (tmp_path / "train/train/datetime=2025-10-01-00-00/.part.crc").write_text("")
+    parts = list_partitions(str(tmp_path / "train/train"), SPEC)
+    assert [p.value for p in parts] == hours(1, 6)
+    assert all(len(p.files) == 1 for p in parts)
+    test_parts = list_partitions(str(tmp_path / "test/test"), SPEC)
+    L = datetime(2025, 10, 8, 2, 30, tzinfo=UTC)
+    sw = scoring_window(L, WindowsConfig(scoring_hours=2), SPEC, test_parts)
+    assert [p.value for p in select(test_parts, sw, SPEC, "x")] == hours(8, 3)[1:]
+    with pytest.raises(DataError, match="no partitions"):
+        from ltv_core.windows import Window
+        select(parts, Window("train", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)), SPEC, "root")
+
+
+def test_malformed_partition_name_fails_loud(tmp_path):
+    (tmp_path / "datetime=2025-10-01").mkdir()
+    with pytest.raises(DataError, match="datetime=2025-10-01"):
+        list_partitions(str(tmp_path), SPEC)
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        list_partitions(str(tmp_path / "nope"), SPEC)
+
+
+def test_resolve_end_to_end_and_suggested_date(tmp_path):
+    write_dataset(tmp_path, SPEC, hours(1, 24 * 6), hours(8, 24), rows=1)
+    cfg = load_config().with_overrides({"data_root": str(tmp_path)})
+    L = suggest_logical_date(SPEC, cfg, str(tmp_path))
+    assert L == datetime(2025, 11, 4, tzinfo=UTC)
+    windows, chosen = resolve(L, cfg, SPEC, str(tmp_path))
+    assert [len(chosen[s]) for s in ("train", "validation", "holdout", "scoring")] == [96, 24, 24, 24]
+    assert chosen["holdout"][-1].value == "2025-10-06-23-00"
+    assert chosen["train"][0].value == "2025-10-01-00-00"
+
+
+def test_no_test_root_means_no_scoring(tmp_path):
+    write_dataset(tmp_path, SPEC, hours(1, 24 * 6), [], rows=1)
+    cfg = load_config()
+    windows, chosen = resolve(datetime(2025, 11, 4, tzinfo=UTC), cfg, SPEC, str(tmp_path))
+    assert "scoring" not in windows and "scoring" not in chosen
