@@ -91,7 +91,7 @@ class DaskConfig(BaseModel):
 class ValidationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_rows_per_split: int | None = Field(default=2_000_000, gt=0)
+    max_rows_per_split: int | None = Field(default=300_000, gt=0)
 
 
 class PipelineConfig(BaseModel):
