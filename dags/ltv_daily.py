@@ -63,7 +63,11 @@ def ltv_daily():
     def validate(staged: dict, **context) -> dict:
         return runner.validate(context["run_id"], _when(context), context["params"])
 
-    validate(ingest())
+    @task
+    def build_features(validated: dict, **context) -> dict:
+        return runner.build_features(context["run_id"], _when(context), context["params"])
+
+    build_features(validate(ingest()))
 
 
 ltv_daily()

@@ -50,9 +50,8 @@ def _cmd_stage(name: str):
 
         run_id, logical, params = _run_params(args)
         if name == "run":
-            out = {"ingest": runner.ingest(run_id, logical, params)}
-            out["validate"] = runner.validate(run_id, logical, params)
-            return out
+            return {stage: getattr(runner, stage)(run_id, logical, params)
+                    for stage in ("ingest", "validate", "build_features")}
         return getattr(runner, name)(run_id, logical, params)
 
     return run
@@ -82,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_generate)
 
     for name, help_ in (("ingest", "stage the run's windows"), ("validate", "validate staged splits with GX"),
-                        ("run", "ingest then validate, as the DAG does")):
+                        ("build_features", "fit the feature state on train, transform every split"),
+                        ("run", "ingest, validate, build_features, as the DAG does")):
         p = sub.add_parser(name, help=help_)
         _add_run_args(p)
         p.set_defaults(func=_cmd_stage(name))

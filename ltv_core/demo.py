@@ -137,4 +137,11 @@ def summarize(store_root: str, run: str, logical: str, log_path: str) -> dict[st
         _say(f"  {s:<10} {info['rows']:>8} rows  {info['window'][0]} .. {info['window'][1]}  -> {info['path']}")
     _say(f"validation result: {summary['validation']['result']}")
     _say(f"validation data docs: {summary['validation']['data_docs']}")
+    if store.is_committed(run, "build_features"):
+        feats = store.read_manifest(run, "build_features")
+        summary["features"] = {"n_features": feats["n_features"], "rows": feats["rows"],
+                               "path": store.stage_dir(run, "build_features"),
+                               "feature_state": feats["outputs"]["feature_state"]}
+        _say(f"features: {feats['n_features']} columns per row -> {summary['features']['path']}")
+        _say(f"feature state (fitted on train, reused for every split): {summary['features']['feature_state']}")
     return summary

@@ -61,3 +61,10 @@ def validate(run_id: str, logical_date: datetime | str, params: dict[str, Any] |
     return run_validate_stage(
         ctx.store, ctx.run_id, ctx.spec, max_rows_per_split=ctx.config.validation.max_rows_per_split
     )
+
+
+def build_features(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ltv_core.features.stage import run_features_stage
+
+    ctx = make_context(run_id, logical_date, params)
+    return run_features_stage(ctx.store, ctx.run_id, ctx.spec, ctx.config)

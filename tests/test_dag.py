@@ -28,6 +28,7 @@ def test_dag_shape(dagbag):
     ingest, validate = dag.get_task("ingest"), dag.get_task("validate")
     assert ingest.retries >= 2 and ingest.retry_exponential_backoff
     assert validate.upstream_task_ids == {"ingest"}
+    assert dag.get_task("build_features").upstream_task_ids == {"validate"}
     for name in ("config", "dataset_spec", "store_root", "data_root", "train_start", "scoring_end"):
         assert name in dag.params
 

@@ -67,6 +67,9 @@ def test_dag_runs_end_to_end(airflow_db, small_data, tmp_path):
     validate = store.read_manifest(run, "validate")
     assert validate["success"] is True and validate["failed"] == 0
     assert (store_root / "runs" / run / "validate" / "data_docs" / "index.html").exists()
+    features = store.read_manifest(run, "build_features")
+    assert features["n_features"] > 100
+    assert set(features["rows"]) == {"train", "validation", "holdout", "scoring"}
 
 
 def corrupt_one_partition(src: Path, dst: Path) -> str:

@@ -1,0 +1,325 @@
+"""Pure, vectorised transforms: one function per feature kind of the dataset spec.
+
+Each function takes Arrow arrays (one chunk) plus the fitted parameters it needs and returns
+float64 numpy arrays keyed by a statistic's short name; the builder prefixes the column name and
+casts to float32. Nothing here loops over rows in Python or looks at Python types of values: the
+caller dispatches on the kind and Arrow type declared in the spec.
+
+Conventions (docs/FEATURES.md lists every output):
+
+* null map / list / scalar -> NaN for every statistic (``count`` too); empty map -> ``count`` 0,
+  ``sum`` 0, and NaN for statistics that are undefined on no entries (mean, max, entropy, shares).
+* Map values that are null, NaN or +-inf are ignored by sum/mean/max; entropy and top-k shares
+  use the positive finite values only (a share of a negative mass is meaningless).
+* Timestamps are Unix seconds. A timestamp is valid when ``0 < ts <= event_ts + tolerance``;
+  invalid ones (0, negative, far future, non-finite) are ignored (maps) or give NaN (scalars).
+  Ages are ``(event_ts - ts) / 86400`` against the row's own event time, never a fixed date.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ltv_core.features.ragged import Ragged, first_match, numeric_values, valid_mask
+
+Stats = dict[str, np.ndarray]
+
+OTHER_CATEGORY = "__other__"
+_TOP_SHARE = re.compile(r"^top([1-9][0-9]*)_share$")
+
+
+# --- scalars ------------------------------------------------------------------------------------
+def numeric(arr: pa.Array) -> np.ndarray:
+    """Numeric passthrough; null and non-finite values become NaN (LightGBM's missing value)."""
+    return numeric_values(arr)
+
+
+def timestamp_age_days(arr: pa.Array, event_ts: np.ndarray, tolerance_s: float) -> np.ndarray:
+    """Age in days of a Unix-seconds scalar relative to the row's event time (NaN when invalid)."""
+    ts = numeric_values(arr)
+    ok = (ts > 0) & (ts <= event_ts + tolerance_s)
+    return np.where(ok, (event_ts - ts) / 86_400.0, np.nan)
+
+
+def event_time(event_ts: np.ndarray) -> Stats:
+    """Hour of day and weekday (Mon=0) of the event time, as points on the unit circle.
+
+    Computed from the int64 ``_event_ts`` (UTC), never from the string ``hour`` column: the seed
+    hashed that string first and took sin/cos of the hash.
+    """
+    ts = event_ts.astype(np.int64)
+    hour = np.floor_divide(ts, 3600) % 24
+    weekday = (np.floor_divide(ts, 86_400) + 3) % 7  # 1970-01-01 was a Thursday (Mon=0 -> 3)
+    h, w = 2 * np.pi * hour / 24.0, 2 * np.pi * weekday / 7.0
+    return {"hour_sin": np.sin(h), "hour_cos": np.cos(h), "weekday_sin": np.sin(w), "weekday_cos": np.cos(w)}
+
+
+def categorical_codes(arr: pa.Array, vocab: list[str]) -> np.ndarray:
+    """LightGBM codes: vocab position 0..V-1, V for rare/unseen values, -1 for null.
+
+    The vocabulary is fitted on training; lookup is a hash join (``pc.index_in``), so a string
+    gets the same code in every split and batch.
+    """
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    value_set = pa.array(vocab, type=arr.type)
+    idx = pc.index_in(arr, value_set=value_set)
+    codes = np.array(idx.fill_null(len(vocab)).to_numpy(zero_copy_only=False), dtype=np.int32)
+    if arr.null_count:
+        codes[~valid_mask(arr)] = -1
+    return codes
+
+
+# --- maps of numbers ------------------------------------------------------------------------------
+def map_numeric(arr: pa.Array, stats: list[str]) -> Stats:
+    """count, sum, mean, max, entropy, topK_share of a map<string, number> per row."""
+    rg = Ragged.of(arr)
+    v = numeric_values(rg.child(arr.items))
+    cache: dict[str, np.ndarray] = {}
+
+    def get(key: str) -> np.ndarray:  # each intermediate once, in compact row space
+        if key not in cache:
+            cache[key] = {
+                "total": lambda: rg.seg_sum(v),
+                "n_finite": lambda: rg.seg_count(~np.isnan(v)),
+                "pos": lambda: np.where(v > 0, v, np.nan),
+                "mass": lambda: rg.seg_sum(get("pos")),
+            }[key]()
+        return cache[key]
+
+    out: Stats = {}
+    for s in stats:
+        if s == "count":
+            out[s] = rg.count_rows()
+        elif s == "sum":
+            out[s] = rg.expand(get("total"), empty=0.0)
+        elif s == "mean":
+            out[s] = rg.expand(_div(get("total"), get("n_finite")))
+        elif s == "max":
+            out[s] = rg.expand(rg.seg_max(v))
+        elif s == "entropy":
+            out[s] = rg.expand(_entropy(rg, get("pos"), get("mass")))
+        else:
+            k = int(_TOP_SHARE.match(s).group(1))  # validated by the config
+            out[s] = rg.expand(_div(rg.seg_top_k_sum(get("pos"), k), get("mass")))
+    return out
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
+
+
+def _entropy(rg: Ragged, pos: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of the positive values normalised per row: log S - sum(v log v)/S."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vlogv = rg.seg_sum(pos * np.log(pos))
+        h = np.log(mass) - vlogv / mass
+    return np.where(mass > 0, np.maximum(h, 0.0), np.nan)
+
+
+# --- maps of timestamps ----------------------------------------------------------------------------
+def _valid_ts(ts: np.ndarray, event_ts_of_entry: np.ndarray, tolerance_s: float) -> np.ndarray:
+    ok = (ts > 0) & (ts <= event_ts_of_entry + tolerance_s)
+    return np.where(ok, ts, np.nan)
+
+
+def _age(event_ts: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    return (event_ts - ts) / 86_400.0
+
+
+def map_timestamp(arr: pa.Array, event_ts: np.ndarray, tolerance_s: float) -> Stats:
+    """count, newest_age_days, oldest_age_days of a map<string, Unix seconds> per row."""
+    rg = Ragged.of(arr)
+    ts = _valid_ts(numeric_values(rg.child(arr.items)), event_ts[rg.row_full], tolerance_s)
+    ev = event_ts[rg.nz]
+    return {
+        "count": rg.count_rows(),
+        "newest_age_days": rg.expand(_age(ev, rg.seg_max(ts))),
+        "oldest_age_days": rg.expand(_age(ev, rg.seg_min(ts))),
+    }
+
+
+# --- maps of maps ---------------------------------------------------------------------------------
+class Nested:
+    """A map<string, map<string, number>> flattened two levels: outer entries and inner entries."""
+
+    def __init__(self, arr: pa.Array):
+        self.outer = Ragged.of(arr)
+        self.outer_keys = self.outer.child(arr.keys)
+        inner = self.outer.child(arr.items)
+        self.inner = Ragged.of(inner)  # its "rows" are the outer entries
+        self.inner_keys = self.inner.child(inner.keys)
+        self.values = numeric_values(self.inner.child(inner.items))
+        self.entry_of_inner = self.inner.row_full  # outer entry of each inner entry
+        self.row_of_inner = self.outer.row[self.entry_of_inner]  # compact outer row of each inner entry
+
+    def key_index(self, keys: list[str]) -> np.ndarray:
+        """Position of each inner entry's key in ``keys`` (-1 when not listed)."""
+        if not keys or len(self.inner_keys) == 0:
+            return np.full(len(self.inner_keys), -1, dtype=np.int64)
+        idx = pc.index_in(self.inner_keys, value_set=pa.array(keys, type=self.inner_keys.type))
+        return np.asarray(idx.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _per_key(segment: np.ndarray, n_segments: int, kidx: np.ndarray, values: np.ndarray, k: int,
+             reduce: str) -> np.ndarray:
+    """(segment, key) reduction -> array [n_segments, k]; sum (0 default) or max (NaN default)."""
+    sel = kidx >= 0
+    flat = segment[sel] * k + kidx[sel]
+    v = values[sel]
+    if reduce == "sum":
+        out = np.bincount(flat, weights=np.where(np.isnan(v), 0.0, v), minlength=n_segments * k).astype(np.float64)
+    else:
+        out = np.full(n_segments * k, np.nan)
+        np.fmax.at(out, flat, v)
+    return out.reshape(n_segments, k)
+
+
+def map_of_maps(arr: pa.Array, inner_keys: list[str]) -> Stats:
+    """count (outer keys), inner_total, and one total per inner key learned at fit time."""
+    nm = Nested(arr)
+    o = nm.outer
+    v = np.where(np.isnan(nm.values), 0.0, nm.values)
+    total = np.bincount(nm.row_of_inner, weights=v, minlength=o.m).astype(np.float64)
+    out: Stats = {"count": o.count_rows(), "inner_total": o.expand(total, empty=0.0)}
+    per = _per_key(nm.row_of_inner, o.m, nm.key_index(inner_keys), nm.values, len(inner_keys), "sum")
+    for j, key in enumerate(inner_keys):
+        out[f"total__{key}"] = o.expand(per[:, j], empty=0.0)
+    return out
+
+
+def map_of_maps_timestamp(arr: pa.Array, event_ts: np.ndarray, tolerance_s: float,
+                          inner_keys: list[str]) -> Stats:
+    """count (outer keys), newest_age_days over all inner timestamps, and per learned inner key."""
+    nm = Nested(arr)
+    o = nm.outer
+    ev = event_ts[o.nz]
+    ts = _valid_ts(nm.values, ev[nm.row_of_inner], tolerance_s)
+    newest = np.full(o.m, np.nan)
+    if ts.size:
+        np.fmax.at(newest, nm.row_of_inner, ts)
+    out: Stats = {"count": o.count_rows(), "newest_age_days": o.expand(_age(ev, newest))}
+    per = _per_key(nm.row_of_inner, o.m, nm.key_index(inner_keys), ts, len(inner_keys), "max")
+    for j, key in enumerate(inner_keys):
+        out[f"newest_age_days__{key}"] = o.expand(_age(ev, per[:, j]))
+    return out
+
+
+# --- lists ----------------------------------------------------------------------------------------
+def list_string(arr: pa.Array) -> Stats:
+    """length and number of distinct non-null strings per row.
+
+    Distinct counts need a sort of (row, string code) pairs, but only for rows with 2+ entries;
+    a one-entry row has 1 distinct value (0 if that entry is null).
+    """
+    rg = Ragged.of(arr)
+    vals = rg.child(arr.values)
+    unique = np.zeros(rg.m)
+    if len(vals):
+        ok = valid_mask(vals)
+        multi = rg.lengths[rg.nz] > 1
+        single = ~multi[rg.row]
+        unique += np.bincount(rg.row[single & ok], minlength=rg.m)
+        sel = np.flatnonzero(~single & ok)
+        if sel.size:
+            codes = pc.dictionary_encode(vals.take(pa.array(sel))).indices
+            c = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
+            width = int(c.max(initial=0)) + 1
+            pairs = np.sort(rg.row[sel] * width + c)  # (row, string) pairs; sort, then count changes
+            first = np.ones(len(pairs), dtype=bool)
+            first[1:] = pairs[1:] != pairs[:-1]
+            unique += np.bincount(pairs[first] // width, minlength=rg.m)
+    return {"length": rg.count_rows(), "unique": rg.expand(unique, empty=0.0)}
+
+
+# --- lookups under the row's own key -----------------------------------------------------------------
+class KeyCodes:
+    """A row key column (e.g. advertiser_bundle) dictionary-encoded once per table.
+
+    Every lookup then hashes only its map's keys against the small dictionary and compares integer
+    codes, instead of copying the 40-character row key next to every map entry.
+    """
+
+    def __init__(self, key_col: pa.Array):
+        if not (pa.types.is_string(key_col.type) or pa.types.is_large_string(key_col.type)):
+            key_col = pc.cast(key_col, pa.string())
+        enc = pc.dictionary_encode(key_col)
+        self.dictionary = enc.dictionary
+        self.codes = np.asarray(enc.indices.fill_null(-2).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    @classmethod
+    def of(cls, key: pa.Array | KeyCodes) -> KeyCodes:
+        return key if isinstance(key, KeyCodes) else cls(key)
+
+    def match(self, keys: pa.Array, entry_row: np.ndarray) -> np.ndarray:
+        """Entry-wise: does the entry's key equal its row's key (a null key never matches)."""
+        if len(keys) == 0 or len(self.dictionary) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        value_set = self.dictionary if keys.type == self.dictionary.type else self.dictionary.cast(keys.type)
+        idx = pc.index_in(keys, value_set=value_set).fill_null(-1)
+        kc = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return kc == self.codes[entry_row]
+
+
+def _present(rg: Ragged, found: np.ndarray) -> np.ndarray:
+    return np.where(rg.valid, found.astype(np.float64), np.nan)
+
+
+def _absent_fill(value: np.ndarray, rg: Ragged, found: np.ndarray, absent: str) -> np.ndarray:
+    if absent == "zero":
+        return np.where(rg.valid & ~found, 0.0, value)
+    return value
+
+
+def lookup_map(arr: pa.Array, key_col: pa.Array | KeyCodes, absent: str) -> Stats:
+    """Value stored under the row's own key (e.g. advertiser_bundle) in a map<string, number>."""
+    rg = Ragged.of(arr)
+    match = KeyCodes.of(key_col).match(rg.child(arr.keys), rg.row_full)
+    value, found = first_match(rg, match, numeric_values(rg.child(arr.items)))
+    return {"at": _absent_fill(value, rg, found, absent), "has": _present(rg, found)}
+
+
+def lookup_map_timestamp(arr: pa.Array, key_col: pa.Array | KeyCodes, event_ts: np.ndarray,
+                         tolerance_s: float) -> Stats:
+    """Age in days of the timestamp stored under the row's own key (NaN when absent or invalid)."""
+    rg = Ragged.of(arr)
+    ts = _valid_ts(numeric_values(rg.child(arr.items)), event_ts[rg.row_full], tolerance_s)
+    value, found = first_match(rg, KeyCodes.of(key_col).match(rg.child(arr.keys), rg.row_full), ts)
+    return {"age_days_at": _age(event_ts, value), "has": _present(rg, found)}
+
+
+def lookup_map_of_maps(arr: pa.Array, key_col: pa.Array | KeyCodes, inner_keys: list[str], absent: str) -> Stats:
+    """Inner total and per-inner-key totals of the inner map stored under the row's own key."""
+    nm = Nested(arr)
+    n_outer = nm.outer.n_entries
+    v = np.where(np.isnan(nm.values), 0.0, nm.values)
+    entry_total = np.bincount(nm.entry_of_inner, weights=v, minlength=n_outer).astype(np.float64)
+    match = KeyCodes.of(key_col).match(nm.outer_keys, nm.outer.row_full)
+    value, found = first_match(nm.outer, match, entry_total)
+    out: Stats = {"total_at": _absent_fill(value, nm.outer, found, absent), "has": _present(nm.outer, found)}
+    per = _per_key(nm.entry_of_inner, n_outer, nm.key_index(inner_keys), nm.values, len(inner_keys), "sum")
+    for j, key in enumerate(inner_keys):
+        kv, _ = first_match(nm.outer, match, per[:, j])
+        out[f"total_at__{key}"] = _absent_fill(kv, nm.outer, found, absent)
+    return out
+
+
+def lookup_map_of_maps_timestamp(arr: pa.Array, key_col: pa.Array | KeyCodes, event_ts: np.ndarray,
+                                 tolerance_s: float) -> Stats:
+    """Age in days of the newest valid inner timestamp under the row's own key."""
+    nm = Nested(arr)
+    ts = _valid_ts(nm.values, event_ts[nm.outer.row_full[nm.entry_of_inner]], tolerance_s)
+    newest_per_entry = nm.inner.expand(nm.inner.seg_max(ts), dtype=np.float64)  # Unix s: keep float64
+    match = KeyCodes.of(key_col).match(nm.outer_keys, nm.outer.row_full)
+    value, found = first_match(nm.outer, match, newest_per_entry)
+    return {"newest_age_days_at": _age(event_ts, value), "has": _present(nm.outer, found)}
+
+
+def sanitize(name: str) -> str:
+    """A data value (inner key) made safe inside a feature name (LightGBM rejects JSON chars)."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", name) or "_"
