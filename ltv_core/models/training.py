@@ -1,0 +1,514 @@
+"""Orchestration of the stack on in-memory frames, in stage-sized functions (one per Airflow task).
+
+Data flow between the three time-ordered sets (rows of every frame must be in time order):
+
+    training   -> resample_stage -> train_classifier, train_regressor (fits), fit_stacker (OOF fits)
+    validation -> early stopping of every booster; calibration choice + fit; regressor smearing;
+                  stacker-vs-hurdle decision; gate search
+    holdout    -> FittedStack.evaluate_on only (metrics, bootstrap CIs, promotion evidence)
+
+Stage order: resample -> train_classifier -> train_regressor -> fit_stacker -> optimize_gate. The
+gate comes last because it must be searched on the very prediction it will gate at inference (the
+seed searched it on a differently composed prediction, seeds_report §4.7).
+
+Outputs per row (``FittedStack.predict``), for each horizon h of the spec:
+
+* ``pred_<h>``: the RMSLE-optimal point expm1(E[log1p y_h | x]) (stacked/hurdle, then gated for the
+  primary horizon), where the hurdle part is E[log1p y | x] = p * E[log1p y | buyer, x] + (1-p) * L_h
+* ``value_<h>``: the expected revenue E[y_h | x] = p * E[y_h | buyer, x] + (1-p) * Lv_h, with the
+  buyers' mean from Duan smearing (NOT p * expm1(pred), which is biased low by Jensen's inequality).
+  This is the column to bid, rank and sum with.
+* ``p_buyer``: calibrated P(revenue_primary > 0 | x)
+
+L_h / Lv_h are the training means of log1p(y_h) / y_h over rows that did not buy by the primary
+horizon (late buyers; 0 for horizons up to the primary). Both columns are monotone across horizons
+for every row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ltv_core import metrics
+from ltv_core.errors import DataError, SpecError
+from ltv_core.models.baselines import BASELINES, Baseline, compare, fit_baselines
+from ltv_core.models.classifier import CALIBRATION_METHODS, BuyerClassifier
+from ltv_core.models.gate import Gate, optimize_gate
+from ltv_core.models.regressor import OBJECTIVES, MultiHorizonRegressor
+from ltv_core.models.resample import design_weights, hhistus, histos, odds_factor
+from ltv_core.models.stacker import BASE_LEARNERS, Stacker
+from ltv_core.spec import DatasetSpec, project_root
+
+__all__ = [
+    "FittedStack",
+    "ModelsConfig",
+    "ResamplePlan",
+    "assemble_stack",
+    "fit_stacker",
+    "load_models_config",
+    "optimize_gate_stage",
+    "resample_stage",
+    "train_classifier",
+    "train_regressor",
+    "train_stack",
+]
+
+DEFAULT_MODELS_CONFIG = "config/models.yaml"
+
+
+# --- config ---------------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResampleStageConfig(_Strict):
+    mode: Literal["resample", "weights", "off"] = "off"
+    method: Literal["histos", "hhistus"]
+    correction: Literal["weights", "prior", "none"] = "weights"
+    settings: dict[str, float | int] = Field(default_factory=dict)
+
+
+class ResampleConfig(_Strict):
+    classifier: ResampleStageConfig = ResampleStageConfig(method="histos", correction="prior")
+    regressor: ResampleStageConfig = ResampleStageConfig(method="hhistus", correction="weights")
+
+
+class ClassifierConfig(_Strict):
+    params: dict[str, Any] = Field(default_factory=dict)
+    calibration_methods: list[str] = Field(default_factory=lambda: ["isotonic", "platt", "beta"])
+    calibration_folds: int = Field(default=2, ge=2)
+
+
+class RegressorConfig(_Strict):
+    objective: str = "log1p_l2"
+    params: dict[str, Any] = Field(default_factory=dict)
+    increment_params: dict[str, Any] = Field(default_factory=dict)
+    huber_delta: float = Field(default=1.0, gt=0)
+    tweedie_variance_power: float = Field(default=1.5, ge=1.0, lt=2.0)
+    monotone: dict[str, int] = Field(default_factory=dict)
+
+
+class StackerConfig(_Strict):
+    enabled: bool = True
+    learners: list[str] = Field(default_factory=lambda: ["hurdle", "direct_log1p"])
+    n_folds: int = Field(default=3, ge=2)
+    meta: Literal["lgbm", "linear"] = "lgbm"
+    min_gain: float = 0.0
+
+
+class GateConfig(_Strict):
+    enabled: bool = True
+    metric: Literal["rmsle", "rmse", "mae"] = "rmsle"
+    target_zero_rate: float | None = None
+    min_improvement: float = 1e-5
+
+
+class BaselinesConfig(_Strict):
+    names: list[str] = Field(default_factory=lambda: list(BASELINES))
+    tweedie_variance_power: float = Field(default=1.5, ge=1.0, lt=2.0)
+
+
+class EvaluationConfig(_Strict):
+    n_boot: int = Field(default=1000, ge=10)
+    level: float = Field(default=0.95, gt=0, lt=1)
+
+
+class ModelsConfig(_Strict):
+    """config/models.yaml, validated (unknown keys and bad values fail with the field's path)."""
+
+    seed: int = 42
+    lgbm: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(default=3000, gt=0)
+    early_stopping_rounds: int = Field(default=100, gt=0)
+    resample: ResampleConfig = ResampleConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    regressor: RegressorConfig = RegressorConfig()
+    stacker: StackerConfig = StackerConfig()
+    gate: GateConfig = GateConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    def model_post_init(self, _: Any) -> None:
+        bad = [m for m in self.classifier.calibration_methods if m not in CALIBRATION_METHODS]
+        if bad or not self.classifier.calibration_methods:
+            raise ValueError(f"classifier.calibration_methods: unknown {bad}; known {CALIBRATION_METHODS}")
+        if self.regressor.objective not in OBJECTIVES:
+            raise ValueError(f"regressor.objective {self.regressor.objective!r}; known {OBJECTIVES}")
+        if set(self.stacker.learners) - set(BASE_LEARNERS) or not self.stacker.learners:
+            raise ValueError(f"stacker.learners {self.stacker.learners}; known {BASE_LEARNERS}")
+        if set(self.baselines.names) - set(BASELINES):
+            raise ValueError(f"baselines.names {self.baselines.names}; known {BASELINES}")
+        if self.resample.regressor.correction == "prior":
+            raise ValueError("resample.regressor.correction 'prior' only exists for the classifier")
+        for stage in (self.resample.classifier, self.resample.regressor):
+            if stage.mode == "weights" and stage.correction == "weights":
+                raise ValueError("resample mode 'weights' with correction 'weights' cancels out (a no-op): "
+                                 "use mode 'off', or correction 'prior'/'none'")
+
+    def lgb(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**self.lgbm, **(extra or {})}
+
+
+def load_models_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ModelsConfig:
+    """Load config/models.yaml (or ``path``), apply a shallow-merged ``overrides`` dict, validate."""
+    p = Path(path or DEFAULT_MODELS_CONFIG)
+    if not p.is_absolute() and not p.exists():
+        p = project_root() / p
+    if not p.exists():
+        raise SpecError(f"models config not found: {path or DEFAULT_MODELS_CONFIG}")
+    raw = yaml.safe_load(p.read_text()) or {}
+    for k, v in (overrides or {}).items():
+        raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
+    try:
+        return ModelsConfig.model_validate(raw)
+    except (ValidationError, ValueError) as exc:
+        raise SpecError(f"invalid models config {p}: {exc}") from None
+
+
+# --- labels -----------------------------------------------------------------------------------------
+def revenue_matrix(labels: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    """(rows, horizons) revenue in the spec's horizon order; fails naming a missing column."""
+    cols = [h.revenue for h in spec.labels.horizons]
+    missing = [c for c in cols if c not in labels.columns]
+    if missing:
+        raise DataError(f"labels frame lacks revenue columns {missing} (spec {spec.name!r})")
+    Y = labels[cols].to_numpy(dtype=np.float64)
+    if not np.isfinite(Y).all() or (Y < 0).any():
+        raise DataError("revenue labels must be finite and >= 0")
+    return Y
+
+
+def _primary_index(spec: DatasetSpec) -> int:
+    return [h.name for h in spec.labels.horizons].index(spec.labels.primary)
+
+
+def _check_rows(X: pd.DataFrame, labels: pd.DataFrame, what: str) -> None:
+    if len(X) != len(labels):
+        raise DataError(f"{what}: feature matrix has {len(X)} rows but labels have {len(labels)}")
+    if len(X) == 0:
+        raise DataError(f"{what}: empty window")
+
+
+# --- stage 1: resampling plans --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResamplePlan:
+    """Rows to fit on (None: all, in order), their fit weights (None: unweighted), the odds factor
+    of the emphasis (classifier prior correction) and a JSON-able summary."""
+
+    indices: np.ndarray | None
+    weights: np.ndarray | None
+    prior_factor: float
+    info: dict[str, Any]
+
+
+def _plan(stage: ResampleStageConfig, y: np.ndarray, seed: int) -> ResamplePlan:
+    if stage.mode == "off":
+        return ResamplePlan(None, None, 1.0, {"mode": "off"})
+    settings = dict(stage.settings)
+    if stage.mode == "weights":
+        emphasis = design_weights(stage.method, y, settings)
+        factor = odds_factor(y, emphasis) if stage.correction == "prior" else 1.0
+        w = emphasis if stage.correction in ("prior", "none") else None
+        return ResamplePlan(None, w, factor, {"mode": "weights", "method": stage.method, "odds_factor": factor})
+    res = (histos if stage.method == "histos" else hhistus)(y, seed=seed, **settings)
+    appearances = np.bincount(res.indices, minlength=len(y)).astype(np.float64)
+    factor = odds_factor(y, appearances) if stage.correction == "prior" else 1.0
+    w = res.weights if stage.correction == "weights" else None
+    return ResamplePlan(res.indices, w, factor, {"mode": "resample", "correction": stage.correction,
+                                                 "odds_factor": factor, **res.info})
+
+
+def resample_stage(labels_train: pd.DataFrame, spec: DatasetSpec,
+                   config: ModelsConfig) -> tuple[dict[str, ResamplePlan], dict[str, Any]]:
+    """Resampling plans of the training window: 'classifier' (over all rows, on primary revenue)
+    and 'regressor' (over primary buyers, positions relative to the buyer subset)."""
+    Y = revenue_matrix(labels_train, spec)
+    y = Y[:, _primary_index(spec)]
+    buyers = np.flatnonzero(y > 0)
+    plans = {"classifier": _plan(config.resample.classifier, y, config.seed + 11),
+             "regressor": _plan(config.resample.regressor, y[buyers], config.seed + 12)}
+    return plans, {k: v.info for k, v in plans.items()}
+
+
+# --- stage 2: classifier --------------------------------------------------------------------------
+def _take(X: pd.DataFrame, idx: np.ndarray | None) -> pd.DataFrame:
+    return X if idx is None else X.iloc[idx]
+
+
+def train_classifier(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame,
+                     labels_val: pd.DataFrame, spec: DatasetSpec, config: ModelsConfig,
+                     plan: ResamplePlan | None = None) -> tuple[BuyerClassifier, dict[str, Any]]:
+    """Buyer classifier on the (resampled) training window; early stopping and calibration on
+    validation. Returns the model and its validation metrics (raw and cross-fitted calibrated)."""
+    _check_rows(X_train, labels_train, "train_classifier(train)")
+    _check_rows(X_val, labels_val, "train_classifier(validation)")
+    k = _primary_index(spec)
+    b = (revenue_matrix(labels_train, spec)[:, k] > 0).astype(np.float64)
+    b_val = (revenue_matrix(labels_val, spec)[:, k] > 0).astype(np.float64)
+    plan = plan or ResamplePlan(None, None, 1.0, {"mode": "off"})
+    t0 = time.perf_counter()
+    clf = BuyerClassifier(params=config.lgb(config.classifier.params), num_boost_round=config.num_boost_round,
+                          early_stopping_rounds=config.early_stopping_rounds,
+                          calibration_methods=tuple(config.classifier.calibration_methods),
+                          calibration_folds=config.classifier.calibration_folds, random_state=config.seed)
+    idx = plan.indices
+    clf.fit(_take(X_train, idx), b if idx is None else b[idx], eval_set=(X_val, b_val),
+            sample_weight=plan.weights, prior_factor=plan.prior_factor)
+    info = {"seconds": round(time.perf_counter() - t0, 2), "calibration": clf.calibration_method_,
+            "calibration_brier_crossfit": clf.calibration_scores_, **clf.validation_metrics_,
+            "resample": plan.info}
+    return clf, info
+
+
+# --- stage 3: regressor ---------------------------------------------------------------------------
+def train_regressor(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame,
+                    labels_val: pd.DataFrame, spec: DatasetSpec, config: ModelsConfig,
+                    plan: ResamplePlan | None = None) -> tuple[MultiHorizonRegressor, dict[str, Any]]:
+    """Multi-horizon regressor on the primary buyers of training (HHISTUS plan positions refer to
+    that buyer subset), early-stopped and smearing-fitted on validation buyers."""
+    _check_rows(X_train, labels_train, "train_regressor(train)")
+    _check_rows(X_val, labels_val, "train_regressor(validation)")
+    k = _primary_index(spec)
+    Y, Y_val = revenue_matrix(labels_train, spec), revenue_matrix(labels_val, spec)
+    buyers, buyers_val = np.flatnonzero(Y[:, k] > 0), np.flatnonzero(Y_val[:, k] > 0)
+    plan = plan or ResamplePlan(None, None, 1.0, {"mode": "off"})
+    rows = buyers if plan.indices is None else buyers[plan.indices]
+    rc = config.regressor
+    t0 = time.perf_counter()
+    reg = MultiHorizonRegressor(horizons=tuple(h.name for h in spec.labels.horizons), objective=rc.objective,
+                                params=config.lgb(rc.params), increment_params=rc.increment_params or None,
+                                num_boost_round=config.num_boost_round,
+                                early_stopping_rounds=config.early_stopping_rounds, huber_delta=rc.huber_delta,
+                                tweedie_variance_power=rc.tweedie_variance_power, monotone=rc.monotone or None,
+                                random_state=config.seed + 1)
+    reg.fit(X_train.iloc[rows], Y[rows], eval_set=(X_val.iloc[buyers_val], Y_val[buyers_val]),
+            sample_weight=plan.weights)
+    L = reg.predict_log1p(X_val.iloc[buyers_val])
+    info = {"seconds": round(time.perf_counter() - t0, 2), "best_iterations": reg.best_iterations_,
+            "smearing": reg.smearing_, "train_buyers": int(len(rows)), "validation_buyers": int(len(buyers_val)),
+            "validation_rmse_log1p_buyers": np.sqrt(np.mean((L - np.log1p(Y_val[buyers_val])) ** 2, axis=0)).tolist(),
+            "resample": plan.info}
+    return reg, info
+
+
+# --- the assembled stack --------------------------------------------------------------------------
+@dataclass
+class FittedStack:
+    """Everything needed to predict: classifier, regressor, late-buyer terms, optional stacker with
+    its full-window base models, gate, and the decisions/metrics recorded while fitting."""
+
+    horizons: list[str]
+    primary: str
+    revenue: list[str]
+    classifier: BuyerClassifier
+    regressor: MultiHorizonRegressor
+    late_log1p: list[float]
+    late_mean: list[float]
+    stacker: Stacker | None = None
+    base_models: dict[str, Baseline] = field(default_factory=dict)
+    gate: Gate = field(default_factory=Gate)
+    decisions: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return self.horizons.index(self.primary)
+
+    def components(self, X: pd.DataFrame, p_raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-row pieces: raw and calibrated p, buyers' E[log1p y] and E[y] per horizon."""
+        raw = self.classifier.predict_raw(X) if p_raw is None else p_raw
+        return {"p_raw": raw, "p": self.classifier.calibrator_.predict(raw),
+                "m_log1p": self.regressor.predict_log1p(X), "m_mean": self.regressor.predict_mean(X)}
+
+    def hurdle_log1p(self, p: np.ndarray, m_log1p: np.ndarray) -> np.ndarray:
+        """E[log1p y_h | x] of the hurdle, every horizon (monotone: p fixed, M and L monotone)."""
+        return p[:, None] * m_log1p + (1 - p[:, None]) * np.asarray(self.late_log1p)[None, :]
+
+    def stacked_primary(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
+        parts = {"p": comp["p_raw"], "m": comp["m_log1p"][:, self.k]}
+        if "direct_log1p" in self.base_models:
+            parts["direct"] = self.base_models["direct_log1p"].predict_raw(X)
+        if "tweedie" in self.base_models:
+            parts["tweedie"] = self.base_models["tweedie"].predict_raw(X)
+        return self.stacker.predict_log1p(parts)
+
+    def point_log1p(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
+        """Ungated E[log1p y_h | x]: hurdle, with the primary level replaced by the stacker when it
+        was chosen (other horizons keep their hurdle distance to the primary: still monotone)."""
+        H = self.hurdle_log1p(comp["p"], comp["m_log1p"])
+        if self.stacker is None:
+            return H
+        s = self.stacked_primary(X, comp)
+        return np.maximum(H - H[:, [self.k]] + s[:, None], 0.0)
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """p_buyer, pred_<h> (RMSLE point, gated for the primary) and value_<h> (E[y]) per row."""
+        comp = self.components(X)
+        P = np.expm1(self.point_log1p(X, comp))
+        gated = self.gate.apply(P[:, self.k], comp["p"], comp["m_mean"][:, self.k])
+        P[:, self.k] = gated
+        P[:, self.k + 1:] = np.maximum(P[:, self.k + 1:], gated[:, None])  # keep the order after gating
+        P[:, :self.k] = np.minimum(P[:, :self.k], gated[:, None])
+        p = comp["p"][:, None]
+        V = p * comp["m_mean"] + (1 - p) * np.asarray(self.late_mean)[None, :]
+        out = {"p_buyer": comp["p"]}
+        for j, h in enumerate(self.horizons):
+            out[f"pred_{h}"] = P[:, j]
+        for j, h in enumerate(self.horizons):
+            out[f"value_{h}"] = V[:, j]
+        return pd.DataFrame(out, index=X.index)
+
+    def evaluate_on(self, X_hold: pd.DataFrame, labels_hold: pd.DataFrame,
+                    oracle: dict[str, np.ndarray] | None = None, baselines: dict[str, Baseline] | None = None, *,
+                    n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+        """Holdout report: every metric per horizon for both output columns, classifier metrics,
+        and (with baselines) the side-by-side table plus paired bootstrap CIs of model - best
+        baseline (best on the holdout itself: the hardest comparison for the model)."""
+        _check_rows(X_hold, labels_hold, "evaluate_on")
+        missing = [c for c in self.revenue if c not in labels_hold.columns]
+        if missing:
+            raise DataError(f"evaluate_on: labels lack revenue columns {missing}")
+        Y = labels_hold[self.revenue].to_numpy(dtype=np.float64)
+        pred = self.predict(X_hold)
+        report: dict[str, Any] = {"rows": int(len(X_hold)), "horizons": {}}
+        for j, h in enumerate(self.horizons):
+            report["horizons"][h] = {"point": metrics.evaluate(Y[:, j], pred[f"pred_{h}"].to_numpy()),
+                                     "value": metrics.evaluate(Y[:, j], pred[f"value_{h}"].to_numpy())}
+        y = Y[:, self.k]
+        report["classifier"] = metrics.classifier_metrics((y > 0).astype(float), pred["p_buyer"].to_numpy())
+        if baselines:
+            report.update(self._versus(y, pred, X_hold, oracle, baselines, n_boot, level, seed))
+        return report
+
+    def _versus(self, y: np.ndarray, pred: pd.DataFrame, X: pd.DataFrame, oracle: dict[str, np.ndarray] | None,
+                baselines: dict[str, Baseline], n_boot: int, level: float, seed: int) -> dict[str, Any]:
+        point, value = pred[f"pred_{self.primary}"].to_numpy(), pred[f"value_{self.primary}"].to_numpy()
+        base = {n: b.predict(X) for n, b in baselines.items()}
+        table = compare(y, {"stack_point": point, "stack_value": value}, base, oracle)
+        b_rmsle, _ = table.best("rmsle")
+        b_gini, _ = table.best("gini")
+        r_ci = metrics.paired_bootstrap_ci(y, point, base[b_rmsle], "rmsle", n_boot=n_boot, level=level, seed=seed)
+        g_ci = metrics.paired_bootstrap_ci(y, value, base[b_gini], "gini", n_boot=n_boot, level=level, seed=seed)
+        return {"comparison": table.to_dict(), "comparison_markdown": table.to_markdown(),
+                "best_baseline_rmsle": b_rmsle, "best_baseline_gini": b_gini,
+                "rmsle_diff_ci": r_ci.to_dict(), "gini_diff_ci": g_ci.to_dict()}
+
+
+def _late_terms(Y: np.ndarray, k: int) -> tuple[list[float], list[float]]:
+    non = Y[:, k] <= 0
+    if not non.any():
+        return [0.0] * Y.shape[1], [0.0] * Y.shape[1]
+    log_m = np.maximum.accumulate(np.log1p(Y[non]).mean(axis=0))
+    mean_m = np.maximum.accumulate(Y[non].mean(axis=0))
+    log_m[: k + 1] = 0.0
+    mean_m[: k + 1] = 0.0
+    return log_m.tolist(), mean_m.tolist()
+
+
+def assemble_stack(classifier: BuyerClassifier, regressor: MultiHorizonRegressor, labels_train: pd.DataFrame,
+                   spec: DatasetSpec) -> FittedStack:
+    """The hurdle stack (no stacker, identity gate) from a fitted classifier and regressor."""
+    Y = revenue_matrix(labels_train, spec)
+    late_log, late_mean = _late_terms(Y, _primary_index(spec))
+    return FittedStack(horizons=[h.name for h in spec.labels.horizons], primary=spec.labels.primary,
+                       revenue=[h.revenue for h in spec.labels.horizons], classifier=classifier, regressor=regressor, late_log1p=late_log, late_mean=late_mean)
+
+
+# --- stage 4: stacker -----------------------------------------------------------------------------
+def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame,
+                spec: DatasetSpec, config: ModelsConfig, stack: FittedStack,
+                base_models: dict[str, Baseline] | None = None) -> tuple[FittedStack, dict[str, Any]]:
+    """OOF stacker vs the plain hurdle on validation; keeps the better one (decision recorded).
+
+    ``base_models`` may pass already-fitted full-window LightGBM baselines ('lgbm_log1p',
+    'lgbm_tweedie', fitted on the same windows) so they are not fitted twice.
+    """
+    k = stack.k
+    y_val = revenue_matrix(labels_val, spec)[:, k]
+    comp_val = stack.components(X_val)
+    p_cf = stack.classifier.calibrator_.predict(comp_val["p_raw"])
+    if len(np.unique(y_val > 0)) == 2:  # cross-fitted calibration: the hurdle is not scored in-sample
+        p_cf = stack.classifier.crossfit_proba(comp_val["p_raw"], (y_val > 0).astype(float))
+    hurdle_val = np.expm1(stack.hurdle_log1p(p_cf, comp_val["m_log1p"])[:, k])
+    info: dict[str, Any] = {"hurdle_val_rmsle": metrics.rmsle(y_val, hurdle_val)}
+    if not config.stacker.enabled:
+        stack.decisions["stacker"] = {"chosen": "hurdle", "reason": "stacker disabled", **info}
+        return stack, info
+    t0 = time.perf_counter()
+    sc = config.stacker
+    y = revenue_matrix(labels_train, spec)[:, k]
+    bases = _base_models(X_train, y, X_val, y_val, config, sc.learners, base_models or {})
+    stacker = Stacker(learners=sc.learners, n_folds=sc.n_folds, meta=sc.meta, params=config.lgb(),
+                      random_state=config.seed + 5)
+    rounds = {"p": stack.classifier.best_iteration_, "m": stack.regressor.best_iterations_[0],
+              "direct": bases["direct_log1p"].best_iteration if "direct_log1p" in bases else 0,
+              "tweedie": bases["tweedie"].best_iteration if "tweedie" in bases else 0}
+    oof = stacker.oof_parts(X_train, y, rounds)
+    stacker.fit_meta(oof, y)
+    candidate = FittedStack(**{**stack.__dict__, "stacker": stacker, "base_models": bases})
+    stacked_val = np.expm1(candidate.stacked_primary(X_val, comp_val))
+    info.update({"stacker_val_rmsle": metrics.rmsle(y_val, stacked_val), "seconds": round(time.perf_counter() - t0, 2),
+                 "oof_rounds": rounds, "meta": sc.meta, "learners": list(sc.learners),
+                 "meta_rounds": getattr(stacker, "meta_rounds_", None),
+                 "stacker_val_gini": metrics.normalized_gini(y_val, stacked_val),
+                 "hurdle_val_gini": metrics.normalized_gini(y_val, hurdle_val)})
+    keep = info["stacker_val_rmsle"] < info["hurdle_val_rmsle"] - sc.min_gain
+    info["chosen"] = "stacker" if keep else "hurdle"
+    chosen = candidate if keep else stack
+    chosen.decisions["stacker"] = info
+    return chosen, info
+
+
+def _base_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray, config: ModelsConfig,
+                 learners: list[str], given: dict[str, Baseline]) -> dict[str, Baseline]:
+    """Full-window direct models the stacker needs at inference (reusing fitted baselines)."""
+    out: dict[str, Baseline] = {}
+    for learner, name in (("direct_log1p", "lgbm_log1p"), ("tweedie", "lgbm_tweedie")):
+        if learner not in learners:
+            continue
+        out[learner] = given.get(name) or Baseline(name, config.lgb(), config.num_boost_round,
+                                                   config.early_stopping_rounds,
+                                                   config.baselines.tweedie_variance_power,
+                                                   config.seed).fit(X, y, X_val, y_val)
+    return out
+
+
+# --- stage 5: gate --------------------------------------------------------------------------------
+def optimize_gate_stage(stack: FittedStack, X_val: pd.DataFrame, labels_val: pd.DataFrame, spec: DatasetSpec,
+                        config: ModelsConfig) -> tuple[Gate, dict[str, Any]]:
+    """Search the gate on the validation predictions of the assembled (ungated) stack."""
+    y_val = revenue_matrix(labels_val, spec)[:, stack.k]
+    gc = config.gate
+    if not gc.enabled:
+        return Gate(metric=gc.metric), {"enabled": False}
+    comp = stack.components(X_val)
+    point = np.expm1(stack.point_log1p(X_val, comp)[:, stack.k])
+    gate = optimize_gate(y_val, comp["p"], point, whale_score=comp["m_mean"][:, stack.k], metric=gc.metric,
+                         target_zero_rate=gc.target_zero_rate, min_improvement=gc.min_improvement)
+    return gate, {"enabled": True, **gate.to_dict()}
+
+
+# --- everything -----------------------------------------------------------------------------------
+def train_stack(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame,
+                spec: DatasetSpec, config: ModelsConfig | None = None,
+                base_models: dict[str, Baseline] | None = None) -> FittedStack:
+    """resample -> classifier -> regressor -> stacker -> gate; rows of both frames in time order."""
+    config = config or load_models_config()
+    plans, r_info = resample_stage(labels_train, spec, config)
+    clf, c_info = train_classifier(X_train, labels_train, X_val, labels_val, spec, config, plans["classifier"])
+    reg, g_info = train_regressor(X_train, labels_train, X_val, labels_val, spec, config, plans["regressor"])
+    stack = assemble_stack(clf, reg, labels_train, spec)
+    stack, s_info = fit_stacker(X_train, labels_train, X_val, labels_val, spec, config, stack, base_models)
+    gate, gate_info = optimize_gate_stage(stack, X_val, labels_val, spec, config)
+    stack.gate = gate
+    stack.metrics = {"resample": r_info, "classifier": c_info, "regressor": g_info, "stacker": s_info,
+                     "gate": gate_info}
+    return stack

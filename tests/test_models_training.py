@@ -1,0 +1,133 @@
+"""The assembled stack: determinism by seed, output contract, persistence, stage functions, the
+baselines table, and config validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_core.errors import DataError, SpecError
+from ltv_core.models import persist
+from ltv_core.models.baselines import TABLE_METRICS, compare, fit_baselines
+from ltv_core.models.training import (
+    load_models_config,
+    resample_stage,
+    train_classifier,
+    train_regressor,
+    train_stack,
+)
+from test_models_data import FAST, SPEC, make_data, split
+
+
+@pytest.fixture(scope="module")
+def sets() -> dict:
+    X, L = make_data(7000, seed=21)
+    return split(X, L)
+
+
+@pytest.fixture(scope="module")
+def config():  # type: ignore[no-untyped-def]
+    return load_models_config(overrides=FAST)
+
+
+@pytest.fixture(scope="module")
+def baselines(sets: dict, config) -> dict:  # type: ignore[no-untyped-def]
+    (X, L), (Xv, Lv) = sets["train"], sets["val"]
+    return fit_baselines(X, L.iloc[:, 0].to_numpy(), Xv, Lv.iloc[:, 0].to_numpy(), params=config.lgb(),
+                         num_boost_round=config.num_boost_round, early_stopping_rounds=config.early_stopping_rounds)
+
+
+@pytest.fixture(scope="module")
+def stack(sets: dict, config, baselines: dict):  # type: ignore[no-untyped-def]
+    (X, L), (Xv, Lv) = sets["train"], sets["val"]
+    return train_stack(X, L, Xv, Lv, SPEC, config, base_models=baselines)
+
+
+def test_same_seed_same_predictions(stack, sets: dict, config, baselines: dict) -> None:  # type: ignore[no-untyped-def]
+    (X, L), (Xv, Lv), (Xh, _) = sets["train"], sets["val"], sets["hold"]
+    again = train_stack(X, L, Xv, Lv, SPEC, config, base_models=baselines)
+    pd.testing.assert_frame_equal(stack.predict(Xh), again.predict(Xh))
+
+
+def test_output_contract(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
+    Xh, _ = sets["hold"]
+    P = stack.predict(Xh)
+    hs = [h.name for h in SPEC.labels.horizons]
+    assert list(P.columns) == ["p_buyer"] + [f"pred_{h}" for h in hs] + [f"value_{h}" for h in hs]
+    assert (P.to_numpy() >= 0).all() and (P["p_buyer"] <= 1).all()
+    for col in ("pred", "value"):
+        M = P[[f"{col}_{h}" for h in hs]].to_numpy()
+        assert (np.diff(M, axis=1) >= 0).all(), f"{col} columns must be monotone across horizons"
+    # E[y] >= the RMSLE point expm1(E[log1p y]) (Jensen), up to the gate
+    assert P["value_d7"].mean() > P["pred_d7"].mean()
+    assert stack.decisions["stacker"]["chosen"] in ("stacker", "hurdle")
+    json.dumps(stack.metrics)  # every stage's metrics are JSON-able
+
+
+def test_evaluate_on_holdout_and_table(stack, sets: dict, baselines: dict) -> None:  # type: ignore[no-untyped-def]
+    Xh, Lh = sets["hold"]
+    rep = stack.evaluate_on(Xh, Lh, baselines=baselines, n_boot=30)
+    assert set(rep["horizons"]) == {"d7", "d14", "d28"}
+    assert {"point", "value"} == set(rep["horizons"]["d7"])
+    assert rep["classifier"]["auc"] > 0.6
+    table = rep["comparison"]["rows"]
+    assert set(table) == {"stack_point", "stack_value", "zero", "mean", "lgbm_log1p", "lgbm_tweedie"}
+    assert rep["rmsle_diff_ci"]["lo"] <= rep["rmsle_diff_ci"]["diff"] <= rep["rmsle_diff_ci"]["hi"]
+    lines = rep["comparison_markdown"].splitlines()
+    assert len(lines) == 2 + len(table) and lines[0].count("|") == len(TABLE_METRICS) + 3
+
+
+def test_compare_with_oracle_shape() -> None:
+    y = np.array([0.0, 0, 1, 5, 0, 2])
+    t = compare(y, {"m": y * 0.9}, {"zero": np.zeros(6), "mean": np.full(6, y.mean())}, {"oracle": y})
+    assert t.kinds == {"m": "model", "zero": "baseline", "mean": "baseline", "oracle": "oracle"}
+    want = min(("zero", "mean"), key=lambda n: t.rows[n]["rmsle"])
+    assert t.best("rmsle")[0] == want and t.best("gini", "model")[1] == pytest.approx(1.0)
+    assert t.best("gini", "oracle") == ("oracle", pytest.approx(1.0))
+    json.dumps(t.to_dict())
+
+
+def test_persist_round_trip(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
+    Xh, _ = sets["hold"]
+    blobs = persist.stack_to_blobs(stack)
+    assert all(isinstance(v, bytes) for v in blobs.values())
+    back = persist.stack_from_blobs(blobs)
+    pd.testing.assert_frame_equal(back.predict(Xh), stack.predict(Xh))
+    with pytest.raises(DataError):
+        persist.loads(b'{"kind": "buyer_classifier", "format": 99, "state": {}}')
+    with pytest.raises(DataError, match="missing"):
+        persist.stack_from_blobs({k: v for k, v in blobs.items() if k != "regressor.json"})
+
+
+def test_stage_functions_with_resampling(sets: dict) -> None:
+    (X, L), (Xv, Lv) = sets["train"], sets["val"]
+    cfg = load_models_config(overrides={**FAST, "resample": {
+        "classifier": {"mode": "resample", "method": "histos", "correction": "prior", "settings": {}},
+        "regressor": {"mode": "resample", "method": "hhistus", "correction": "weights", "settings": {}}}})
+    plans, info = resample_stage(L, SPEC, cfg)
+    json.dumps(info)
+    assert info["classifier"]["rows_out"] > len(X) and plans["classifier"].prior_factor > 1
+    clf, c_info = train_classifier(X, L, Xv, Lv, SPEC, cfg, plans["classifier"])
+    reg, r_info = train_regressor(X, L, Xv, Lv, SPEC, cfg, plans["regressor"])
+    json.dumps(c_info)
+    json.dumps(r_info)
+    assert r_info["train_buyers"] == info["regressor"]["rows_out"]
+    assert abs(clf.predict_proba(Xv)[:, 1].mean() - (Lv.iloc[:, 0] > 0).mean()) < 0.03
+
+
+def test_bad_config_and_inputs_fail_loudly(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError, match="objective"):
+        load_models_config(overrides={"regressor": {"objective": "mape"}})
+    with pytest.raises(SpecError):
+        load_models_config(overrides={"stacker": {"n_folds": 1}})
+    with pytest.raises(SpecError, match="no-op"):
+        load_models_config(overrides={"resample": {"regressor": {"mode": "weights", "method": "hhistus",
+                                                                 "correction": "weights"}}})
+    Xh, Lh = sets["hold"]
+    with pytest.raises(DataError):
+        stack.predict(Xh.drop(columns=["x2"]))
+    with pytest.raises(DataError, match="revenue"):
+        stack.evaluate_on(Xh, Lh.drop(columns=["iap_revenue_d14"]))
