@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export LTV_PROJECT_ROOT := $(CURDIR)
 
-.PHONY: venv demo test system-deps clean lint
+.PHONY: venv demo test system-deps clean lint up
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -24,14 +24,41 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 venv: $(VENV)/.installed
 
 # docker-compose (v1, Debian) is only used to validate docker-compose.yaml in a test.
+# chromium (Debian) renders the "LTV runs" plugin page in tests/test_plugin_ui.py.
 system-deps:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  echo "installing docker-compose from apt (validates docker-compose.yaml)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) \
 	  || echo "WARNING: could not install docker-compose; its test will fail"; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium from apt (headless browser for the UI plugin test)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "WARNING: could not install chromium; tests/test_plugin_ui.py will fail"; }
 
 demo: venv
 	$(PY) -m ltv_core demo
+
+# `make up`: Airflow standalone (scheduler, api-server + UI, dag-processor, triggerer) on SQLite in
+# .airflow/, in the foreground; Ctrl-C stops every component. The "LTV runs" page and the DAG read
+# LTV_STORE_ROOT (default: the demo's store, so `make demo` runs show up). See docs/UI.md.
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 8080
+up: export LTV_STORE_ROOT ?= $(CURDIR)/.demo/store
+up: export AIRFLOW__CORE__PARALLELISM := 4
+up: export AIRFLOW__API__HOST := $(UI_HOST)
+up: export AIRFLOW__API__PORT := $(UI_PORT)
+up: export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://127.0.0.1:$(UI_PORT)/execution/
+up: venv
+	@mkdir -p "$(AIRFLOW_HOME)"; \
+	if [ -z "$$LTV_DATA_ROOT" ] && [ ! -d data/smadex ] && [ -d .demo/data ]; then \
+	  export LTV_DATA_ROOT="$(CURDIR)/.demo/data"; \
+	  echo "[up] no data configured: DAG runs triggered in the UI read the demo data ($$LTV_DATA_ROOT)"; fi; \
+	echo "[up] Airflow UI:     http://localhost:$(UI_PORT)  (user admin)"; \
+	echo "[up] LTV runs page:  http://localhost:$(UI_PORT)/plugin/ltv-runs  (standalone: /ltv-reports/)"; \
+	echo "[up] admin password: $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated (written on first start)"; \
+	echo "[up] artefact store: $$LTV_STORE_ROOT   -- Ctrl-C stops Airflow"; \
+	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	exec airflow standalone
 
 test: venv system-deps
 	$(PY) -m pytest -q tests
