@@ -123,6 +123,7 @@ class Champion:
     promoted_at: str | None
     primary_metric: str
     value: float | None
+    has_report: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,10 @@ def read_champion(store: ArtifactStore, problems: list[str]) -> Champion | None:
     except ValueError:
         folder = None
     primary = str(pointer.get("primary_metric") or DEFAULT_PRIMARY_METRIC)
+    has_report = folder is not None and store.exists(_run_path(store, folder, *ARTEFACTS["report.html"]))
     return Champion(run_id=run_id, folder=folder, promoted_at=pointer.get("promoted_at"),
-                    primary_metric=primary, value=_metric(pointer.get("metrics"), primary))
+                    primary_metric=primary, value=_metric(pointer.get("metrics"), primary),
+                    has_report=has_report)
 
 
 def _stages(store: ArtifactStore, folder: str, problems: list[str]) -> list[tuple[StageInfo, dict]]:

@@ -33,7 +33,7 @@ from urllib.parse import urljoin
 import pytest
 
 from ltv_core.demo import airflow_bin
-from ltv_core.registry_view import build_view
+from ltv_core.registry_view import ARTEFACTS, build_view
 from ltv_core.store import ArtifactStore, safe_run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,6 +216,8 @@ class Chromium:
             os.dup2(cmd_r, 3)
             os.dup2(res_w, 4)
 
+        # The four pipe ends were created first, so fds 3 and 4 are open here: pass_fds keeps them
+        # (and Popen's error pipe off them); fds() points them at Chromium's ends before exec.
         self.proc = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
              "about:blank"],
@@ -226,8 +228,13 @@ class Chromium:
         os.close(res_w)
         self._buf = b""
         self._next_id = 0
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            attached = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})
+        except BaseException:
+            self.close()
+            raise
+        self.session: str = attached["sessionId"]
 
     def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
         self._next_id += 1
@@ -410,21 +417,26 @@ def test_unauthenticated_requests_are_refused(server: Server) -> None:
     assert server.request(f"{docs}/static/../index.html")[0] == 404
 
 
+# The secret files sit next to the store: runs/<run>/validate/data_docs/ is 5 levels below them.
+UP5, UP6 = "../" * 5, "../" * 6
+
+
 @pytest.mark.parametrize("path", [
     "/ltv-reports/runs/../../secret.txt",
     "/ltv-reports/runs/..%2F..%2Fsecret.txt/report.html",
     "/ltv-reports/runs/%2e%2e/champion.json",
     "/ltv-reports/runs/{run}/champion.json",
     "/ltv-reports/runs/{run}/..%2F..%2F..%2Fsecret.txt",
-    "/ltv-reports/runs/{run}/data_docs/../../../../secret.txt",
-    "/ltv-reports/runs/{run}/data_docs/..%2F..%2F..%2F..%2Fsecret.txt",
-    "/ltv-reports/runs/{run}/data_docs/%2e%2e/%2e%2e/report/report.html",
-    "/ltv-reports/runs/{run}/data_docs//etc/passwd",
-    "/ltv-reports/runs/{run}/data_docs/static/../../_manifest.json",
     "/ltv-reports/runs/{run}/report%2Freport.html",
-    "/ltv-reports/runs/{run}/data_docs/static/../../../../../secret.css",
-    "/ltv-reports/runs/{run}/data_docs/static/..%2F..%2F..%2F..%2F..%2Fsecret.css",
-    "/ltv-reports/runs/{run}/data_docs/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/secret.css",
+    f"/ltv-reports/runs/{{run}}/data_docs/{UP5}secret.txt",
+    f"/ltv-reports/runs/{{run}}/data_docs/{UP5.replace('/', '%2F')}secret.txt",
+    f"/ltv-reports/runs/{{run}}/data_docs/{UP5.replace('..', '%2e%2e')}secret.css",
+    "/ltv-reports/runs/{run}/data_docs/%2e%2e/%2e%2e/report/report.html",
+    "/ltv-reports/runs/{run}/data_docs/static/../../_manifest.json",
+    "/ltv-reports/runs/{run}/data_docs//etc/passwd",
+    f"/ltv-reports/runs/{{run}}/data_docs/static/{UP6}secret.css",
+    f"/ltv-reports/runs/{{run}}/data_docs/static/{UP6.replace('/', '%2F')}secret.css",
+    f"/ltv-reports/runs/{{run}}/data_docs/static/{UP6.replace('..', '%2e%2e')}secret.css",
     "/ltv-reports/runs/{run}/data_docs/static//tmp/secret.css",
 ])
 @pytest.mark.parametrize("authenticated", [True, False], ids=["logged-in", "anonymous"])
@@ -452,3 +464,14 @@ def test_empty_or_missing_store_says_no_runs_yet(tmp_path: Path) -> None:
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     empty = render_runs(build_view(str(tmp_path / "empty")), "ltv_daily")
     assert "No runs yet" in empty and "No champion yet" in empty
+
+
+def test_page_escapes_store_content_and_links_every_artefact(tmp_path: Path) -> None:
+    module = _render_module()
+    assert {key for key, _, _ in module.LINKS} == set(ARTEFACTS) | {"data_docs"}
+    store = ArtifactStore(tmp_path / "store")
+    store.commit_stage(REJECTED_RUN, "ingest", {"run_id": REJECTED_RUN, "started_at": "2025-11-04T03:00:00"})
+    store.write_json(f"{store.stage_dir(REJECTED_RUN, 'promote')}/decision.json",
+                     {"run_id": REJECTED_RUN, "promoted": False, "reason": "<script>alert(1)</script>"})
+    page = module.render_runs(build_view(store.url), "ltv_daily")
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -79,6 +79,7 @@ def test_runs_newest_first_with_outcomes(store: ArtifactStore) -> None:
         "rmsle", 0.6, "mean", 0.7)
     assert old.artefacts == {"report.html", "metrics.json", "decision.json", "data_docs"}
     assert view.champion is not None and view.champion.folder == old.folder and view.champion.value == 0.6
+    assert view.champion.has_report
     assert build_view(store.url, limit=1).runs == view.runs[:1]
 
 
@@ -122,7 +123,7 @@ def test_missing_and_empty_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_champion_pointer_with_an_unsafe_run_id(store: ArtifactStore) -> None:
     store.write_json(store.path("champion.json"), {"run_id": "../../etc", "metrics": {}})
     view = build_view(store.url)
-    assert view.champion is not None and view.champion.folder is None
+    assert view.champion is not None and view.champion.folder is None and not view.champion.has_report
     assert not any(r.is_champion for r in view.runs)
 
 

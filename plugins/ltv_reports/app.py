@@ -51,7 +51,7 @@ PAGE_HEADERS = {
 # among them (HTML, SVG) runs sandboxed: an opaque origin, so its scripts can neither use the
 # Airflow session nor read the UI. (CSP does not affect css/fonts/images loaded by a page.)
 ARTEFACT_CSP = ("sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads; "
-                     "frame-ancestors 'self'")
+                "frame-ancestors 'self'")
 
 
 def require_run_reader(user: Annotated[BaseUser, Depends(get_user)]) -> BaseUser:
@@ -69,10 +69,10 @@ Reader = Annotated[BaseUser, Depends(require_run_reader)]
 Limit = Annotated[int, Query(ge=1, le=5000, description="at most this many runs, newest first")]
 
 
-async def _login_redirect(request: Request, exc: Exception) -> Response:
+async def _login_redirect(request: Request, exc: StarletteHTTPException) -> Response:
     """A browser (Accept: text/html) without a valid session goes to Airflow's login page."""
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == status.HTTP_401_UNAUTHORIZED and "text/html" in request.headers.get("accept", ""):
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and wants_html:
         login = get_auth_manager().get_url_login(next_url=str(request.url))
         return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
     return await http_exception_handler(request, exc)
@@ -97,7 +97,7 @@ def _file(store: ArtifactStore, path: str) -> Response:
     return Response(content, media_type=media_type(path), headers=headers)
 
 
-def _not_found(_: Request, exc: Exception) -> Response:
+def _not_found(_: Request, exc: ArtefactNotFound) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
 
 
@@ -121,7 +121,12 @@ def create_app() -> FastAPI:
 
     @app.get("/api/runs")
     def runs_json(_: Reader, limit: Limit = 200) -> dict[str, Any]:
-        return asdict(build_view(limit=limit))
+        try:
+            return asdict(build_view(limit=limit))
+        except (OSError, DataError) as exc:
+            log.exception("cannot read the artefact store %s", store_label())
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                f"cannot read the artefact store: {type(exc).__name__}: {exc}") from None
 
     # A sandboxed page's requests carry no session cookie, so the data docs' generic GE assets
     # (css, fonts, images under static/; never HTML, JSON or scripts) are served without login.
