@@ -19,7 +19,7 @@ REV = [h.revenue for h in SPEC.labels.horizons]
 # Fast LightGBM settings for tests (the real defaults are in config/models.yaml).
 FAST = {
     "lgbm": {"learning_rate": 0.15, "num_leaves": 15, "min_data_in_leaf": 40, "num_threads": 2,
-             "min_data_per_group": 20, "cat_smooth": 10.0, "lambda_l2": 1.0},
+             "min_data_per_group": 20, "cat_smooth": 10.0, "lambda_l2": 1.0, "feature_fraction": 0.8},
     "num_boost_round": 80,
     "early_stopping_rounds": 10,
     "regressor": {"params": {"min_data_in_leaf": 20}},
