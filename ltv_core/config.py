@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ltv_core import yamlconf
 from ltv_core.errors import SpecError
-from ltv_core.spec import project_root
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
 
@@ -122,30 +121,15 @@ class PipelineConfig(BaseModel):
         try:
             return PipelineConfig.model_validate(data)
         except ValidationError as exc:
-            raise SpecError(_format(self.source_path or "<overrides>", exc)) from None
-
-
-def _format(path: str, exc: ValidationError) -> str:
-    lines = [f"invalid pipeline config {path}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        lines.append(f"  - {loc}: {err['msg']}")
-    return "\n".join(lines)
+            raise yamlconf.invalid("pipeline config", self.source_path or "<overrides>", exc) from None
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
     """Load ``config/pipeline.yaml`` (or ``path``); relative paths resolve against the project root."""
-    p = Path(path or DEFAULT_CONFIG)
-    if not p.is_absolute() and not p.exists():
-        p = project_root() / p
-    if not p.exists():
-        raise SpecError(f"pipeline config not found: {path or DEFAULT_CONFIG}")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SpecError(f"pipeline config {p} is not valid YAML: {exc}") from exc
+    p = yamlconf.resolve(path, DEFAULT_CONFIG, "pipeline config")
+    raw = yamlconf.read_mapping(p, "pipeline config")
     raw["source_path"] = str(p)
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(_format(str(p), exc)) from None
+        raise yamlconf.invalid("pipeline config", str(p), exc) from None

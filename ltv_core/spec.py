@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltv_core.errors import SpecError
@@ -361,29 +360,14 @@ class DatasetSpec(BaseModel):
         return None if sub is None else f"{self.resolved_data_root(data_root)}/{sub}"
 
 
-def _format_validation_error(path: str, exc: ValidationError) -> str:
-    lines = [f"invalid dataset spec {path}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        lines.append(f"  - {loc}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def load_spec(path: str | os.PathLike[str]) -> DatasetSpec:
     """Load and validate a dataset spec; relative paths resolve against the project root."""
-    p = Path(path)
-    if not p.is_absolute() and not p.exists():
-        p = project_root() / p
-    if not p.exists():
-        raise SpecError(f"dataset spec not found: {path}")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"dataset spec {p} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SpecError(f"dataset spec {p} must be a mapping at the top level")
+    from ltv_core import yamlconf
+
+    p = yamlconf.resolve(path, "", "dataset spec")
+    raw = yamlconf.read_mapping(p, "dataset spec")
     raw["source_path"] = str(p)
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(str(p), exc)) from None
+        raise yamlconf.invalid("dataset spec", str(p), exc) from None

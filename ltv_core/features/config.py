@@ -12,11 +12,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ltv_core.errors import SpecError
-from ltv_core.spec import project_root
+from ltv_core import yamlconf
 
 DEFAULT_FEATURES_CONFIG = "config/features.yaml"
 TOP_SHARE_RE = re.compile(r"^top([1-9][0-9]*)_share$")
@@ -154,33 +152,16 @@ class FeaturesConfig(_Strict):
         return self.model_dump(mode="json", exclude={"source_path"})
 
 
-def _format(path: str, exc: ValidationError) -> str:
-    lines = [f"invalid features config {path}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        lines.append(f"  - {loc}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def parse_features_config(raw: dict[str, Any], source: str = "<dict>") -> FeaturesConfig:
     try:
         return FeaturesConfig.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(_format(source, exc)) from None
+        raise yamlconf.invalid("features config", source, exc) from None
 
 
 def load_features_config(path: str | Path | None = None) -> FeaturesConfig:
     """Load and validate ``config/features.yaml``; relative paths resolve against the project root."""
-    p = Path(path or DEFAULT_FEATURES_CONFIG)
-    if not p.is_absolute() and not p.exists():
-        p = project_root() / p
-    if not p.exists():
-        raise SpecError(f"features config not found: {path or DEFAULT_FEATURES_CONFIG}")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SpecError(f"features config {p} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SpecError(f"features config {p} must be a mapping at the top level")
+    p = yamlconf.resolve(path, DEFAULT_FEATURES_CONFIG, "features config")
+    raw = yamlconf.read_mapping(p, "features config")
     raw["source_path"] = str(p)
     return parse_features_config(raw, str(p))

@@ -34,10 +34,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ltv_core import metrics
+from ltv_core import metrics, yamlconf
 from ltv_core.errors import DataError, SpecError
 from ltv_core.models.baselines import BASELINES, Baseline, compare, fit_baselines
 from ltv_core.models.classifier import CALIBRATION_METHODS, BuyerClassifier
@@ -45,7 +44,7 @@ from ltv_core.models.gate import Gate, optimize_gate
 from ltv_core.models.regressor import OBJECTIVES, MultiHorizonRegressor
 from ltv_core.models.resample import design_weights, hhistus, histos, odds_factor
 from ltv_core.models.stacker import BASE_LEARNERS, Stacker
-from ltv_core.spec import DatasetSpec, project_root
+from ltv_core.spec import DatasetSpec
 
 __all__ = [
     "FittedStack",
@@ -159,12 +158,8 @@ class ModelsConfig(_Strict):
 
 def load_models_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ModelsConfig:
     """Load config/models.yaml (or ``path``), apply a shallow-merged ``overrides`` dict, validate."""
-    p = Path(path or DEFAULT_MODELS_CONFIG)
-    if not p.is_absolute() and not p.exists():
-        p = project_root() / p
-    if not p.exists():
-        raise SpecError(f"models config not found: {path or DEFAULT_MODELS_CONFIG}")
-    raw = yaml.safe_load(p.read_text()) or {}
+    p = yamlconf.resolve(path, DEFAULT_MODELS_CONFIG, "models config")
+    raw = yamlconf.read_mapping(p, "models config")
     for k, v in (overrides or {}).items():
         raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
     try:

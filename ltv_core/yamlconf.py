@@ -1,0 +1,47 @@
+"""Reading YAML config files: one place for path resolution and error messages.
+
+Dataset specs, the pipeline config, the features config and the models config all fail the same
+way on bad input: the message names the file and, for pydantic errors, every field at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ltv_core.errors import SpecError
+
+
+def resolve(path: str | Path | None, default: str, what: str) -> Path:
+    """``path`` (or ``default``) as given, else relative to the project root; fails when missing."""
+    from ltv_core.spec import project_root
+
+    p = Path(path or default)
+    if not p.is_absolute() and not p.exists():
+        p = project_root() / p
+    if not p.exists():
+        raise SpecError(f"{what} not found: {path or default}")
+    return p
+
+
+def read_mapping(p: Path, what: str) -> dict[str, Any]:
+    """The YAML file's top-level mapping (empty file: {})."""
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{what} {p} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{what} {p} must be a mapping at the top level")
+    return raw
+
+
+def invalid(what: str, path: str, exc: ValidationError) -> SpecError:
+    """A SpecError listing every failing field as ``loc: message``."""
+    lines = [f"invalid {what} {path}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"  - {loc}: {err['msg']}")
+    return SpecError("\n".join(lines))
