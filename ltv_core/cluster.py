@@ -52,8 +52,7 @@ def dask_client(cfg: DaskConfig | None = None) -> Iterator["distributed.Client"]
         cluster = LocalCluster(
             n_workers=1, threads_per_worker=n_workers, processes=False, dashboard_address=None
         )
-    log.info("started Dask LocalCluster: %d workers, processes=%s", len(cluster.workers), cluster.processes
-             if hasattr(cluster, "processes") else processes)
+    log.info("started Dask LocalCluster: %d workers", len(cluster.workers))
     client = Client(cluster)
     try:
         yield client

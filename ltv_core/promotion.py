@@ -66,12 +66,10 @@ def decide(
     if champion is None:
         return Decision(promoted=True, reason="no champion yet: the first successful run becomes champion", **base)
     ref = float(champion[primary_metric])
-    if primary_metric in HIGHER_IS_BETTER:
-        limit, ok = ref - abs(ref) * tolerance, float(value) >= ref - abs(ref) * tolerance
-        rel = "at least"
-    else:
-        limit, ok = ref + abs(ref) * tolerance, float(value) <= ref + abs(ref) * tolerance
-        rel = "at most"
+    higher = primary_metric in HIGHER_IS_BETTER
+    limit = ref - abs(ref) * tolerance if higher else ref + abs(ref) * tolerance
+    ok = float(value) >= limit if higher else float(value) <= limit
+    rel = "at least" if higher else "at most"
     verdict = "promoted" if ok else "rejected"
     reason = (f"{verdict}: {primary_metric} {float(value):.6f} vs champion {champion_run_id} {ref:.6f} "
               f"on this run's holdout (must be {rel} {limit:.6f}, tolerance {tolerance:g})")
