@@ -93,6 +93,22 @@ class ValidationConfig(BaseModel):
     max_rows_per_split: int | None = Field(default=300_000, gt=0)
 
 
+class PromotionConfig(BaseModel):
+    """Champion/challenger rule: promote when not worse than the champion by more than ``tolerance``
+    (relative) on ``metric``, both measured on the candidate run's holdout window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["rmsle", "rmse", "mae", "gini", "r2"] = "rmsle"
+    tolerance: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class ScoringConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    submission_csv: bool = False   # also write score/submission.csv (id, primary revenue)
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +118,10 @@ class PipelineConfig(BaseModel):
     windows: WindowsConfig = WindowsConfig()
     dask: DaskConfig = DaskConfig()
     validation: ValidationConfig = ValidationConfig()
+    models_config: str = "config/models.yaml"
+    features_config: str = "config/features.yaml"
+    promotion: PromotionConfig = PromotionConfig()
+    scoring: ScoringConfig = ScoringConfig()
     source_path: str | None = None
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> PipelineConfig:
@@ -109,9 +129,13 @@ class PipelineConfig(BaseModel):
         if not overrides:
             return self
         data = self.model_dump(mode="python")
-        for key in ("dataset_spec", "store_root", "data_root"):
+        for key in ("dataset_spec", "store_root", "data_root", "models_config"):
             if overrides.get(key):
                 data[key] = overrides[key]
+        if overrides.get("submission_csv") is not None:
+            data["scoring"]["submission_csv"] = bool(overrides["submission_csv"])
+        if overrides.get("dask_scheduler"):
+            data["dask"]["scheduler_address"] = overrides["dask_scheduler"]
         for name in ("train", "validation", "holdout", "scoring"):
             start, end = overrides.get(f"{name}_start"), overrides.get(f"{name}_end")
             if bool(start) != bool(end):

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 STAGE = "promote"
 CHAMPION = "champion.json"
 # Metrics where larger is better; everything else (rmsle, rmse, mae, ...) is a loss.
-HIGHER_IS_BETTER = frozenset({"gini", "r2", "auc", "pr_auc", "top1_capture", "top10_capture"})
+HIGHER_IS_BETTER = frozenset({"gini", "r2", "auc", "pr_auc", "top1_share", "top10_share"})
 
 
 @dataclass
@@ -101,3 +101,31 @@ def champion_run(store: ArtifactStore) -> str:
     if pointer is None:
         raise DataError(f"no champion model in store {store.url}: no run has been promoted yet")
     return str(pointer["run_id"])
+
+
+def failed_stages(store: ArtifactStore, run_id: str, required: tuple[str, ...]) -> list[str]:
+    """Stages of ``required`` that did not commit (their manifest is the commit marker)."""
+    return [s for s in required if not store.is_committed(run_id, s)]
+
+
+def run_promote_stage(store: ArtifactStore, run_id: str, *, primary_metric: str = "rmsle",
+                      tolerance: float = 0.0, required: tuple[str, ...] = ()) -> Decision:
+    """Decide and record. Runs even when earlier stages failed (the DAG's trigger rule is
+    ``all_done``), so that a failed run is recorded with its reason and never shipped."""
+    failed = failed_stages(store, run_id, required)
+    candidate: dict[str, Any] = {}
+    champion, champion_id = None, None
+    if "evaluate" not in failed and store.is_committed(run_id, "evaluate"):
+        ev = store.read_manifest(run_id, "evaluate")
+        candidate, champion, champion_id = ev["model"], ev.get("champion"), ev.get("champion_run_id")
+    pointer = read_champion(store)
+    if champion is None and pointer is not None and pointer["run_id"] != run_id and not failed:
+        # a champion exists but was not measured on this holdout: never compare across windows
+        failed = ["evaluate (champion not measured on this holdout)"]
+    if pointer is not None and pointer["run_id"] == run_id:
+        champion_id = run_id  # a re-run of the champion's own run: it competes with itself
+        champion = candidate or None
+    decision = decide(run_id, candidate, champion, champion_id, primary_metric=primary_metric,
+                      tolerance=tolerance, failed_stages=failed)
+    record(store, decision)
+    return decision

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ltv_core.config import PipelineConfig, load_config, parse_time
+from ltv_core.errors import DataError
 from ltv_core.spec import DatasetSpec, load_spec
 from ltv_core.store import ArtifactStore, open_store
 
@@ -23,6 +24,7 @@ PARAM_KEYS = (
     "config", "dataset_spec", "store_root", "data_root",
     "train_start", "train_end", "validation_start", "validation_end",
     "holdout_start", "holdout_end", "scoring_start", "scoring_end",
+    "models_config", "submission_csv", "dask_scheduler",
 )
 
 
@@ -67,4 +69,93 @@ def build_features(run_id: str, logical_date: datetime | str, params: dict[str, 
     from ltv_core.features.stage import run_features_stage
 
     ctx = make_context(run_id, logical_date, params)
-    return run_features_stage(ctx.store, ctx.run_id, ctx.spec, ctx.config)
+    return run_features_stage(ctx.store, ctx.run_id, ctx.spec, ctx.config, ctx.config.features_config)
+
+
+def _model_run(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None):
+    from ltv_core.model_stages import model_run
+
+    ctx = make_context(run_id, logical_date, params)
+    return ctx, model_run(ctx.store, ctx.run_id, ctx.spec, ctx.config.models_config)
+
+
+def _training_stage(name: str):
+    def stage(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from ltv_core import model_stages
+
+        _, run = _model_run(run_id, logical_date, params)
+        return getattr(model_stages, f"run_{name}")(run)
+
+    stage.__name__ = name
+    stage.__doc__ = f"The {name} stage of a run (ltv_core.model_stages.run_{name})."
+    return stage
+
+
+resample = _training_stage("resample")
+train_classifier = _training_stage("train_classifier")
+train_regressor = _training_stage("train_regressor")
+train_baselines = _training_stage("train_baselines")
+fit_stacker = _training_stage("fit_stacker")
+optimize_gate = _training_stage("optimize_gate")
+
+
+def train(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every training stage in order, in this process (CLI / notebook)."""
+    from ltv_core.model_stages import train_all
+
+    _, run = _model_run(run_id, logical_date, params)
+    return train_all(run)
+
+
+def evaluate(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ltv_core.evaluation import run_evaluate_stage
+
+    ctx, run = _model_run(run_id, logical_date, params)
+    return run_evaluate_stage(run, ctx.config.data_root, ctx.logical_date.isoformat())
+
+
+def promote(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Decision (promoted or not, with the reason), the run's report, the champion pointer."""
+    from ltv_core.evaluation import write_run_report
+    from ltv_core.model_stages import REQUIRED_STAGES
+    from ltv_core.promotion import STAGE, run_promote_stage
+
+    ctx, run = _model_run(run_id, logical_date, params)
+    pc = ctx.config.promotion
+    decision = run_promote_stage(ctx.store, run_id, primary_metric=pc.metric, tolerance=pc.tolerance,
+                                 required=REQUIRED_STAGES)
+    report = write_run_report(run, decision.to_dict(), ctx.logical_date.isoformat())
+    ctx.store.commit_stage(run_id, STAGE, {"stage": STAGE, "run_id": run_id, "promoted": decision.promoted,
+                                           "reason": decision.reason, "report": report})
+    return {"run_id": run_id, "promoted": decision.promoted, "reason": decision.reason,
+            "champion_run_id": run_id if decision.promoted else decision.champion_run_id, "report": report}
+
+
+def score(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's scoring partitions, scored with the current champion (never an unpromoted model)."""
+    from ltv_core.promotion import champion_run
+    from ltv_core.scoring import run_score_stage
+
+    ctx = make_context(run_id, logical_date, params)
+    if not ctx.store.is_committed(run_id, "validate"):
+        raise DataError(f"run {run_id!r}: the validate stage did not pass, so its scoring partitions are not "
+                        "scored (see runs/<run>/validate/result.json)")
+    return run_score_stage(ctx.store, run_id, ctx.spec, champion_run(ctx.store),
+                           submission_csv=ctx.config.scoring.submission_csv)
+
+
+PIPELINE = ("ingest", "validate", "build_features", "resample", "train_classifier", "train_regressor",
+            "train_baselines", "fit_stacker", "optimize_gate", "evaluate", "promote", "score")
+
+
+def run_all(run_id: str, logical_date: datetime | str, params: dict[str, Any] | None = None,
+            until: str | None = None) -> dict[str, Any]:
+    """The DAG's stages in order, in this process (``python -m ltv_core run``)."""
+    if until is not None and until not in PIPELINE:
+        raise ValueError(f"unknown stage {until!r}; stages: {list(PIPELINE)}")
+    out: dict[str, Any] = {}
+    for name in PIPELINE:
+        out[name] = globals()[name](run_id, logical_date, params)
+        if name == until:
+            break
+    return out

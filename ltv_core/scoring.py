@@ -1,0 +1,136 @@
+"""The score stage: the champion's feature state and models applied to new partitions, one at a time.
+
+Streaming keeps peak memory flat in the number of partitions: each staged scoring file is read,
+transformed with the champion's *own* fitted feature state (vocabularies, statistics, encodings),
+predicted with the champion's stack, written to ``score/predictions/<key>=<value>/part-0.parquet``
+and dropped before the next one. An optional submission CSV is streamed into one atomic write.
+
+Which model scores is decided by the promotion stage, not here: ``champion.json`` names the run
+whose artefacts are used, so a rejected or failed training run never reaches the predictions.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import nullcontext
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from ltv_core.errors import DataError
+from ltv_core.features.builder import FeatureBuilder
+from ltv_core.features.stage import category_labels, load_feature_state
+from ltv_core.features.state import FeatureState
+from ltv_core.ingest import STAGE as INGEST_STAGE
+from ltv_core.models.training import FittedStack
+from ltv_core.spec import DatasetSpec
+from ltv_core.store import ArtifactStore, StageTimer
+
+log = logging.getLogger(__name__)
+
+STAGE = "score"
+MODEL_RUN_COLUMN = "model_run_id"
+
+
+def feature_frame(table: pa.Table, state: FeatureState) -> pd.DataFrame:
+    """The model matrix of a feature table: the state's feature order, categoricals as ``category``
+    with the FULL fitted category list (same value -> same code in every split), -1 codes -> NaN."""
+    x = table.select(state.feature_names).to_pandas()
+    for name in state.categorical_features:
+        cats = category_labels(state.vocabularies.get(name, []))
+        x[name] = pd.Categorical.from_codes(x[name].to_numpy(), categories=cats)
+    return x
+
+
+@dataclass
+class Scorer:
+    """A trained run's feature state + stack, applied to raw (staged) tables."""
+
+    run_id: str
+    spec: DatasetSpec
+    state: FeatureState
+    stack: FittedStack
+
+    @classmethod
+    def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec) -> Scorer:
+        from ltv_core.model_stages import load_stack
+
+        return cls(run_id, spec, load_feature_state(store, run_id), load_stack(store, run_id))
+
+    def __post_init__(self) -> None:
+        self.builder = FeatureBuilder.from_state(self.spec, self.state)
+
+    def features(self, table: pa.Table) -> pd.DataFrame:
+        return feature_frame(self.builder.transform(table, self.state), self.state)
+
+    def predict_table(self, table: pa.Table) -> pd.DataFrame:
+        """Row id, p_buyer, pred_<h>, value_<h> and the model's run id for every row of ``table``."""
+        if self.spec.id_column not in table.column_names:
+            raise DataError(f"table to score lacks the id column {self.spec.id_column!r}")
+        pred = self.stack.predict(self.features(table))
+        pred.insert(0, self.spec.id_column, table.column(self.spec.id_column).to_pandas())
+        pred[MODEL_RUN_COLUMN] = self.run_id
+        return pred.reset_index(drop=True)
+
+
+def _partitions(store: ArtifactStore, run_id: str, split: str) -> list[dict[str, Any]]:
+    outputs = store.read_manifest(run_id, INGEST_STAGE)["outputs"]
+    if split not in outputs:
+        raise DataError(f"run {run_id!r}: ingest staged no {split!r} split (splits: {sorted(outputs)})")
+    return sorted(outputs[split]["files"], key=lambda f: f["partition"])
+
+
+def stream_predictions(store: ArtifactStore, run_id: str, scorer: Scorer, split: str = "scoring"
+                       ) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(partition, predictions) for each staged file of ``split``, one in memory at a time."""
+    for f in _partitions(store, run_id, split):
+        yield f["partition"], scorer.predict_table(store.read_parquet(f["path"]))
+
+
+def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_run_id: str, *,
+                    submission_csv: bool = False) -> dict[str, Any]:
+    """Score every staged scoring partition of ``run_id`` with the model of ``model_run_id``."""
+    timer = StageTimer(STAGE, run_id)
+    t0 = time.perf_counter()
+    scorer = Scorer.load(store, model_run_id, spec)
+    files = _partitions(store, run_id, "scoring")
+    stage_dir = store.begin_stage(run_id, STAGE)
+    key = spec.partition.key
+    written, rows = [], 0
+    csv_path = f"{stage_dir}/submission.csv"
+    revenue = spec.primary.revenue
+    with (store.open_atomic(csv_path) if submission_csv else nullcontext()) as csv:
+        if csv is not None:
+            csv.write(f"{spec.id_column},{revenue}\n".encode())
+        for i, f in enumerate(files, 1):
+            t1 = time.perf_counter()
+            pred = scorer.predict_table(store.read_parquet(f["path"]))
+            out = f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet"
+            store.write_parquet(out, pa.Table.from_pandas(pred, preserve_index=False))
+            if csv is not None:
+                buf = io.StringIO()
+                pred[[spec.id_column, f"pred_{spec.labels.primary}"]].to_csv(buf, header=False, index=False)
+                csv.write(buf.getvalue().encode())
+            written.append({"path": out, "partition": f["partition"], "rows": len(pred)})
+            rows += len(pred)
+            log.info("[score %d/%d] %s: %d rows (%.2fs)", i, len(files), f["partition"], len(pred),
+                     time.perf_counter() - t1)
+    seconds = time.perf_counter() - t0
+    timer.inputs = {"model_run_id": model_run_id, "partitions": [f["partition"] for f in files]}
+    timer.outputs = {"predictions": store.uri(f"{stage_dir}/predictions"), "files": written,
+                     "submission_csv": store.uri(csv_path) if submission_csv else None}
+    timer.extra = {"rows": rows, "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
+                   "model_run_id": model_run_id}
+    manifest = store.commit_stage(run_id, STAGE, timer.finish({"model_run_id": model_run_id}))
+    log.info("scored %d rows in %d partitions with model %s (%.1fs)", rows, len(files), model_run_id, seconds)
+    return {"run_id": run_id, "model_run_id": model_run_id, "rows": rows, "partitions": len(files),
+            "predictions": store.uri(f"{stage_dir}/predictions"), "manifest": store.uri(manifest),
+            "submission_csv": store.uri(csv_path) if submission_csv else None}
+
+
+__all__ = ["MODEL_RUN_COLUMN", "STAGE", "Scorer", "feature_frame", "run_score_stage", "stream_predictions"]
