@@ -240,3 +240,44 @@ def test_list_string_matches_per_row_reference(rows):
         else:
             assert out["length"][i] == len(row)
             assert out["unique"][i] == len({s for s in row if s is not None})
+
+
+# --- fast paths give the same bits as their general fallbacks ---------------------------------------------
+def test_top_k_padded_sort_equals_k_passes_bit_for_bit():
+    """Ties, NaN entries, rows shorter than k after NaNs: the padded-matrix path adds the same values
+    in the same order as the k-pass fallback used for very long rows."""
+    from ltv_core.features.ragged import _top_k_passes
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 12, 400)
+    values = rng.choice([0.1, 0.7, 1.3, 2.0, 1e-3, 7e5, np.nan], size=int(lengths.sum()))
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+    arr = pa.MapArray.from_arrays(pa.array(offsets), pa.array(["k"] * len(values)), pa.array(values))
+    rg = Ragged.of(arr)
+    for k in (2, 3, 5):
+        fast = rg.seg_top_k_sum(values, k)
+        long_rows = rg.nz_lengths > k
+        sel = long_rows[rg.row]
+        slow = _top_k_passes(rg.row[sel], values[sel], k)
+        assert np.array_equal(fast[long_rows], slow)
+
+
+def test_list_unique_matrix_path_equals_pair_sort_fallback():
+    rows = [["a", "b", "a", None], ["c"], None, [], ["x"] * 5 + ["y"], [None, None]] * 30
+    out = tf.list_string(pa.array(rows, type=LIST_S))
+    long_rows = rows + [[f"s{i % 37}" for i in range(3000)]]  # one very long list: pair-sort fallback
+    out_long = tf.list_string(pa.array(long_rows, type=LIST_S))
+    expected = [np.nan if r is None else len({s for s in r if s is not None}) for r in long_rows]
+    assert nan_equal(out_long["unique"], expected)
+    assert nan_equal(out["unique"], expected[:-1])
+
+
+def test_shared_flattening_gives_the_same_lookups():
+    arr = pa.array([[("k", 1.0), ("z", 2.0)], None, [], [("k", 3.0)]], type=MAP_F)
+    keys = pa.array(["k", "k", "k", "q"])
+    flat = tf.Flat(arr)
+    stats = tf.map_numeric(flat, STATS)  # statistics first, then the lookup on the same flattening
+    for name, values in tf.map_numeric(arr, STATS).items():
+        assert nan_equal(stats[name], values)
+    shared, alone = tf.lookup_map(flat, keys, "zero"), tf.lookup_map(arr, keys, "zero")
+    assert all(nan_equal(shared[s], alone[s]) for s in alone)

@@ -34,7 +34,7 @@ from ltv_core.errors import DataError, SpecError
 from ltv_core.features import fitting
 from ltv_core.features import transforms as tf
 from ltv_core.features.config import FeaturesConfig, GeoAggregate, KeyLookup, parse_features_config
-from ltv_core.features.ragged import finite32, one_chunk
+from ltv_core.features.ragged import finite32, int_values, one_chunk
 from ltv_core.features.state import FeatureState, GeoTable
 from ltv_core.ingest import EVENT_TS
 from ltv_core.spec import ColumnSpec, DatasetSpec, FeatureKind
@@ -175,6 +175,9 @@ class FeatureBuilder:
         excluded = set(config.exclude_columns)
         self.columns: list[ColumnSpec] = [c for c in spec.feature_columns if c.name not in excluded]
         self.tolerance_s = config.base.future_tolerance_days * 86_400.0
+        # map columns read by a key lookup too: flattened once per partition, shared (see _flat)
+        self._shared_maps = {lk.map for lk in config.key_lookups.lookups} if config.key_lookups.enabled else set()
+        self._value_sets: dict[int, tuple[list[str], pa.Array]] = {}
 
     @classmethod
     def from_state(cls, spec: DatasetSpec, state: FeatureState, threads: int = 1) -> FeatureBuilder:
@@ -225,11 +228,12 @@ class FeatureBuilder:
     # --- input access ---------------------------------------------------------------------------------
     def _column(self, table: pa.Table, col: ColumnSpec) -> pa.Array:
         """The column as one Arrow chunk, checked against the spec's kind (fails naming the column)."""
-        if col.name not in table.column_names:
+        i = table.schema.get_field_index(col.name)  # -1: absent (or duplicated: table.column raises)
+        if i < 0 and col.name not in table.column_names:
             if col.required:
                 raise DataError(f"input table lacks the required feature column {col.name!r}")
             return pa.nulls(table.num_rows, col.arrow_type)
-        arr = one_chunk(table.column(col.name))
+        arr = one_chunk(table.column(i if i >= 0 else col.name))
         if _kind_fits(col.kind, arr.type):
             return arr
         try:
@@ -251,18 +255,43 @@ class FeatureBuilder:
 
     # --- transform ------------------------------------------------------------------------------------
     def _base(self, table: pa.Table, ev: np.ndarray, state: FeatureState | None, out: _Out,
-              only: set[str] | None = None) -> None:
+              flats: dict[str, tf.Flat | tf.Nested], only: set[str] | None = None) -> None:
         """Per-kind transforms of every allow-listed column (``state=None``: stateless ones only)."""
-        jobs = [partial(self._column_items, table, col, ev, state) for col in self.columns
+        jobs = [partial(self._column_items, table, col, ev, state, flats) for col in self.columns
                 if only is None or col.name in only]
         self._run(jobs, out)
 
-    def _column_items(self, table: pa.Table, col: ColumnSpec, ev: np.ndarray, state: FeatureState | None) -> list[_Item]:
+    def _flat(self, table: pa.Table, col: ColumnSpec, flats: dict[str, tf.Flat | tf.Nested]) -> tf.Flat | tf.Nested:
+        """A map column flattened once per partition: kept in ``flats`` when a key lookup reads it too.
+
+        Each column is flattened by one job only (base jobs run before lookup jobs), so a thread
+        pool never builds the same entry twice.
+        """
+        f = flats.get(col.name)
+        if f is None:
+            nested = col.kind in (K.map_of_maps, K.map_of_maps_timestamp)
+            f = (tf.Nested if nested else tf.Flat)(self._column(table, col))
+            if col.name in self._shared_maps:
+                flats[col.name] = f
+        return f
+
+    def _value_set(self, values: list[str]) -> pa.Array:
+        """A fitted string list (vocabulary, categories, groups) as an Arrow array, converted once
+        per list object of the state instead of once per partition."""
+        hit = self._value_sets.get(id(values))
+        if hit is None or hit[0] is not values or len(hit[1]) != len(values):
+            if len(self._value_sets) > 256:
+                self._value_sets.clear()
+            hit = self._value_sets[id(values)] = (values, pa.array(values, type=pa.string()))
+        return hit[1]
+
+    def _column_items(self, table: pa.Table, col: ColumnSpec, ev: np.ndarray, state: FeatureState | None,
+                      flats: dict[str, tf.Flat | tf.Nested]) -> list[_Item]:
         kind, name = col.kind, col.name
         if kind is K.categorical:
             if state is None or not self.config.categorical.enabled:
                 return []
-            codes = tf.categorical_codes(self._column(table, col), state.vocabularies.get(name, []))
+            codes = tf.categorical_codes(self._column(table, col), self._value_set(state.vocabularies.get(name, [])))
             return [(name, codes, [name], True)]
         if kind is K.numeric:
             return self._scalar(name, tf.numeric(self._column(table, col)), state, self._kind_on(kind), name)
@@ -271,7 +300,8 @@ class FeatureBuilder:
             return self._scalar(name, age, state, self._kind_on(kind), f"{name}__age_days")
         if not self._kind_on(kind):
             return []
-        return [(f"{name}__{stat}", values, [name], False) for stat, values in self._nested(table, col, ev, state).items()]
+        return [(f"{name}__{stat}", values, [name], False)
+                for stat, values in self._nested(table, col, ev, state, flats).items()]
 
     def _scalar(self, col: str, values: np.ndarray, state: FeatureState | None, on: bool, name: str) -> list[_Item]:
         items: list[_Item] = [(name, values, [col], False)] if on else []
@@ -291,8 +321,12 @@ class FeatureBuilder:
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="features")
         return self._executor
 
-    def _nested(self, table: pa.Table, col: ColumnSpec, ev: np.ndarray, state: FeatureState | None) -> tf.Stats:
-        arr, kind = self._column(table, col), col.kind
+    def _nested(self, table: pa.Table, col: ColumnSpec, ev: np.ndarray, state: FeatureState | None,
+                flats: dict[str, tf.Flat | tf.Nested]) -> tf.Stats:
+        kind = col.kind
+        if kind is K.list_string:
+            return tf.list_string(self._column(table, col))
+        arr = self._flat(table, col, flats)
         keys = state.inner_keys.get(col.name, []) if state is not None else []
         if kind is K.map_numeric:
             return tf.map_numeric(arr, self.config.base.map_numeric_stats)
@@ -300,8 +334,6 @@ class FeatureBuilder:
             return tf.map_numeric(arr, self.config.base.histogram_stats)
         if kind is K.map_timestamp:
             return tf.map_timestamp(arr, ev, self.tolerance_s)
-        if kind is K.list_string:
-            return tf.list_string(arr)
         if kind is K.map_of_maps:
             return _rename_inner(tf.map_of_maps(arr, keys), keys, "total__")
         if kind is K.map_of_maps_timestamp:
@@ -309,26 +341,27 @@ class FeatureBuilder:
         raise SpecError(f"column {col.name!r}: no transform for kind {kind.value!r}")  # pragma: no cover
 
     def _lookups(self, table: pa.Table, ev: np.ndarray, state: FeatureState | None, out: _Out,
-                 only: set[str] | None = None) -> None:
+                 flats: dict[str, tf.Flat | tf.Nested], only: set[str] | None = None) -> None:
         if not self.config.key_lookups.enabled:
             return
         chosen = [lk for lk in self.config.key_lookups.lookups if only is None or lk.map in only]
         codes = {c: tf.KeyCodes(self._column(table, self._features[c])) for c in {lk.key_column for lk in chosen}}
-        self._run([partial(self._lookup_items, table, lk, ev, state, codes[lk.key_column]) for lk in chosen], out)
+        self._run([partial(self._lookup_items, table, lk, ev, state, codes[lk.key_column], flats) for lk in chosen],
+                  out)
 
     def _lookup_items(self, table: pa.Table, lk: KeyLookup, ev: np.ndarray, state: FeatureState | None,
-                      key: tf.KeyCodes) -> list[_Item]:
+                      key: tf.KeyCodes, flats: dict[str, tf.Flat | tf.Nested]) -> list[_Item]:
         items = []
-        for stat, values in self._lookup(table, lk, ev, state, key).items():
+        for stat, values in self._lookup(table, lk, ev, state, key, flats).items():
             head, _, rest = stat.partition("__")
             items.append((f"{lk.map}__{head}_{lk.key_column}" + (f"__{rest}" if rest else ""), values,
                           [lk.map, lk.key_column], False))
         return items
 
     def _lookup(self, table: pa.Table, lk: KeyLookup, ev: np.ndarray, state: FeatureState | None,
-                key: tf.KeyCodes) -> tf.Stats:
+                key: tf.KeyCodes, flats: dict[str, tf.Flat | tf.Nested]) -> tf.Stats:
         col = self._features[lk.map]
-        arr = self._column(table, col)
+        arr = self._flat(table, col, flats)
         if col.kind in (K.map_numeric, K.histogram):
             return tf.lookup_map(arr, key, lk.absent)
         if col.kind is K.map_timestamp:
@@ -341,28 +374,36 @@ class FeatureBuilder:
     def _geo(self, table: pa.Table, state: FeatureState, out: _Out) -> None:
         if not self.config.geo_aggregates.enabled:
             return
+        jobs = []
         for agg in self.config.geo_aggregates.aggregates:  # config order: JSON sorts the state's keys
             name = geo_name(agg)
             if name not in state.geo:
                 raise DataError(f"feature state has no fitted geo aggregate {name!r}: refit the state")
             g = state.geo[name]
-            values = out.numeric(g.value, f"geo_aggregates[{name}]").astype(np.float64)
-            group = self._column(table, self._features[g.group])
-            for stat, arr in geo_features(g, values, group).items():
-                out.add(f"{g.value}__{stat}_{g.group}", arr, [*out.sources[g.value], g.group])
+            values = out.numeric(g.value, f"geo_aggregates[{name}]")
+            jobs.append(partial(self._geo_items, table, g, values, out.sources[g.value]))
+        self._run(jobs, out)  # in the thread pool when threads > 1; outputs added in config order
 
-    def _target_encoding(self, table: pa.Table, state: FeatureState, out: _Out, fold: int | None) -> None:
+    def _geo_items(self, table: pa.Table, g: GeoTable, values: np.ndarray, sources: list[str]) -> list[_Item]:
+        group = self._column(table, self._features[g.group])
+        stats = geo_features(g, values.astype(np.float64), group, self._value_set(g.groups))
+        return [(f"{g.value}__{stat}_{g.group}", arr, [*sources, g.group], False) for stat, arr in stats.items()]
+
+    def _te_items(self, table: pa.Table, state: FeatureState, fold: int | None) -> list[_Item]:
+        """Target encodings: they read raw columns only, so with threads they run beside the base jobs."""
+        items: list[_Item] = []
         m = self.config.target_encoding.smoothing
         for col in self.config.target_encoding.columns:  # config order, not the state's (sorted) keys
             t = state.target_encoding.get(col)
             if t is None:
                 continue  # disabled, or skipped at fit time (see state.te_note)
             arr = self._column(table, self._features[col])
-            idx = _index_in(arr, t.categories)
+            idx = _index_in(arr, t.categories, self._value_set(t.categories))
             for target in state.te_targets:
                 enc, prior = state.te_encodings(col, target, fold, m)
                 values = np.where(idx >= 0, enc[np.clip(idx, 0, None)] if len(enc) else prior, prior)
-                out.add(f"{col}__te_{target}", values.astype(np.float64), [col])
+                items.append((f"{col}__te_{target}", values.astype(np.float64), [col], False))
+        return items
 
     def _interactions(self, out: _Out) -> None:
         if not self.config.interactions.enabled:
@@ -379,13 +420,17 @@ class FeatureBuilder:
     def _compute(self, table: pa.Table, state: FeatureState, fold: int | None) -> _Out:
         ev = self._event_ts(table)
         out = _Out()
-        self._base(table, ev, state, out)
+        flats: dict[str, tf.Flat | tf.Nested] = {}  # map columns shared by base statistics and lookups
+        te = self._pool().submit(self._te_items, table, state, fold) if self.threads > 1 else None
+        self._base(table, ev, state, out, flats)
         if self.config.event_time.enabled:
             for stat, values in tf.event_time(ev).items():
                 out.add(f"{EVENT_PREFIX}__{stat}", values, [EVENT_TS])
-        self._lookups(table, ev, state, out)
+        self._lookups(table, ev, state, out, flats)
+        flats.clear()
         self._geo(table, state, out)
-        self._target_encoding(table, state, out, fold)
+        for name, values, sources, _ in (te.result() if te is not None else self._te_items(table, state, fold)):
+            out.add(name, values, sources)  # config order, after geo: as before
         self._interactions(out)
         return out
 
@@ -476,9 +521,9 @@ class FeatureBuilder:
 
     def _geo_partial(self, table: pa.Table, ev: np.ndarray, ps: fitting.PartialStats) -> None:
         sources = {g.value.split("__")[0] for g in self.config.geo_aggregates.aggregates}
-        out = _Out()
-        self._base(table, ev, None, out, only=sources)
-        self._lookups(table, ev, None, out, only=sources)
+        out, flats = _Out(), {}
+        self._base(table, ev, None, out, flats, only=sources)
+        self._lookups(table, ev, None, out, flats, only=sources)
         for g in self.config.geo_aggregates.aggregates:
             if g.value not in out.arrays:
                 raise SpecError(f"features config geo_aggregates: value {g.value!r} is not a numeric feature computable "
@@ -562,28 +607,32 @@ def _rename_inner(stats: tf.Stats, keys: list[str], prefix: str) -> tf.Stats:
     return {(prefix + safe[k[len(prefix):]] if k.startswith(prefix) else k): v for k, v in stats.items()}
 
 
-def _index_in(arr: pa.Array, values: list[str]) -> np.ndarray:
-    """Position of each row's value in ``values`` (-1: null or not listed)."""
+def _index_in(arr: pa.Array, values: list[str], value_set: pa.Array | None = None) -> np.ndarray:
+    """Position of each row's value in ``values`` (-1: null or not listed); ``value_set``: the same
+    list already as an Arrow array."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
     if not values:
         return np.full(len(arr), -1, dtype=np.int64)
-    idx = pc.index_in(arr, value_set=pa.array(values, type=arr.type))
-    return np.asarray(idx.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    value_set = pa.array(values, type=arr.type) if value_set is None else value_set.cast(arr.type)
+    idx = pc.index_in(arr, value_set=value_set)
+    return int_values(idx, -1)
 
 
-def geo_features(g: GeoTable, values: np.ndarray, group: pa.Array) -> dict[str, np.ndarray]:
+def geo_features(g: GeoTable, values: np.ndarray, group: pa.Array,
+                 group_set: pa.Array | None = None) -> dict[str, np.ndarray]:
     """Percentile of the value within its group's training distribution and distance to the median.
 
     Rows whose group is null, unseen or too small use the global training distribution. Groups are
     processed as contiguous slices after one sort of the rows by group (a loop over groups, not rows).
     """
-    gidx = _index_in(group, g.groups)
+    gidx = _index_in(group, g.groups, group_set)
     pct = np.full(len(values), np.nan)
     med = np.full(len(values), np.nan if g.global_median is None else g.global_median)
     if g.median:
         med = np.where(gidx >= 0, np.asarray(g.median)[np.clip(gidx, 0, None)], med)
-    order = np.argsort(gidx, kind="stable")
+    small = np.int16 if len(g.groups) < np.iinfo(np.int16).max else np.int64
+    order = np.argsort(gidx.astype(small), kind="stable")  # same order; 16-bit keys get a radix sort
     bounds = np.searchsorted(gidx[order], np.arange(-1, len(g.groups) + 1))
     for j in range(-1, len(g.groups)):
         rows = order[bounds[j + 1]:bounds[j + 2]]

@@ -1,4 +1,5 @@
-"""Nested Arrow columns (MAP, LIST) as flat entries plus a row index, and segment reductions.
+"""Ragged Arrow columns (MAP, LIST): reading them as flat entries plus a row index with segment
+reductions (the feature transforms), and building them from numpy (the synthetic generator).
 
 Why this exists: Parquet MAP columns arrive as Arrow ``MapArray`` (Python sees lists of
 ``(key, value)`` tuples, never dicts, which is how the seed silently zeroed every map feature).
@@ -14,15 +15,43 @@ Arrow details handled here, once:
   null map never contributes to a statistic (null stays different from empty).
 * Every reduction runs over entries in their stored order, so a row's result does not depend on
   which other rows share its batch (bit-identical train/serve output).
+
+Building (``offsets_from_counts``, ``map_array``, ``list_array``, ``dedupe_entries``, ...) describes a
+ragged column the numpy way: ``parent`` (row index of each entry, sorted) or ``counts`` (entries
+per row) plus flat key/value arrays. Rows that are null must have no entries; valid rows with zero
+entries are empty maps/lists (``[]``), which the real data also has. All O(entries) numpy work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class lazy:  # noqa: N801 - used like functools.cached_property
+    """``functools.cached_property`` without its lock: Python 3.11's lock is shared by *all*
+    instances, so two builder threads computing ``row`` of two different columns would serialise.
+    A race can at worst compute the same (deterministic) value twice."""
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = self.fn(obj)
+        obj.__dict__[self.name] = value
+        return value
 
 
 def one_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -75,7 +104,7 @@ class Ragged:
         lengths = raw
         if arr.null_count:
             lengths = raw * valid
-            if np.any(raw * ~valid):
+            if int(lengths.sum()) != int(offs[-1] - offs[0]):
                 keep = np.repeat(valid, raw)  # entries behind null rows are not part of the data
         return cls(len(arr), valid, lengths, keep, int(offs[0]), int(offs[-1]))
 
@@ -84,35 +113,40 @@ class Ragged:
         part = full_child.slice(self._start, self._stop - self._start)
         return part if self._keep is None else part.filter(pa.array(self._keep))
 
-    @cached_property
+    @lazy
     def nz(self) -> np.ndarray:
         """Rows with at least one entry (compact row j is row ``nz[j]``)."""
-        return np.flatnonzero(self.lengths)
+        return np.flatnonzero(self.lengths != 0)  # nonzero of a bool array: several times faster
 
     @property
     def m(self) -> int:
         return len(self.nz)
 
-    @cached_property
+    @lazy
     def n_entries(self) -> int:
         return int(self.lengths.sum())
 
-    @cached_property
+    @lazy
+    def nz_lengths(self) -> np.ndarray:
+        """Entries of each compact row (all >= 1)."""
+        return self.lengths[self.nz]
+
+    @lazy
     def row(self) -> np.ndarray:
         """Compact row of each entry."""
-        return np.repeat(np.arange(self.m, dtype=np.int64), self.lengths[self.nz])
+        return np.repeat(np.arange(self.m, dtype=np.int64), self.nz_lengths)
 
-    @cached_property
+    @lazy
     def row_full(self) -> np.ndarray:
         """Row (in all-rows space) of each entry."""
         return self.nz[self.row]
 
-    @cached_property
+    @lazy
     def starts(self) -> np.ndarray:
         """Start position of each compact row's entries."""
         out = np.zeros(self.m, dtype=np.int64)
         if self.m > 1:
-            np.cumsum(self.lengths[self.nz][:-1], out=out[1:])
+            np.cumsum(self.nz_lengths[:-1], out=out[1:])
         return out
 
     def expand(self, compact: np.ndarray, empty: float = np.nan, dtype: type = np.float32) -> np.ndarray:
@@ -130,14 +164,17 @@ class Ragged:
         key = (repr(empty), np.dtype(dtype).str)
         cache = self.__dict__.setdefault("_templates", {})
         if key not in cache:
-            cache[key] = np.where(self.valid, dtype(empty), dtype(np.nan)).astype(dtype, copy=False)
+            if np.isnan(empty):  # null and empty rows alike
+                cache[key] = np.full(self.n_rows, np.nan, dtype=dtype)
+            else:
+                cache[key] = np.where(self.valid, dtype(empty), dtype(np.nan)).astype(dtype, copy=False)
         return cache[key]
 
     # --- segment reductions over entries -> one value per compact row -----------------------
     def count_rows(self) -> np.ndarray:
         """Entries per row (all rows) as float32; NaN for null rows (null != empty)."""
         out = self._template(0.0, np.float32).copy()
-        out[self.nz] = self.lengths[self.nz]
+        out[self.nz] = self.nz_lengths
         return out
 
     def seg_sum(self, values: np.ndarray) -> np.ndarray:
@@ -159,36 +196,87 @@ class Ragged:
     def seg_min(self, values: np.ndarray) -> np.ndarray:
         return np.fmin.reduceat(values, self.starts) if self.m else np.zeros(0)
 
-    def seg_top_k_sum(self, values: np.ndarray, k: int) -> np.ndarray:
-        """Sum of the k largest non-NaN entries per compact row (0 when none).
+    def seg_top_k_sum(self, values: np.ndarray, k: int, row_max: np.ndarray | None = None) -> np.ndarray:
+        """Sum of the k largest non-NaN entries per compact row (0 when none); values finite or NaN.
 
-        Rows with at most k entries need no ordering (their sum is the answer). For longer rows,
-        k passes each take the row maximum with its multiplicity (ties give the same sum whichever
-        copy is taken): O(k * entries), no sort.
+        Rows with at most k entries need no ordering (their sum is the answer). Longer rows are laid
+        out as a padded matrix (one row per map row, ``max length`` columns, NaN and padding as
+        -inf) and sorted along
+        the rows, which is O(entries) work for the short maps this data has; the k largest are then
+        summed as "each distinct value times its multiplicity, largest first", the same additions in
+        the same order as the k-pass reduction (``_top_k_passes``) that very long rows fall back to.
+        ``row_max``: ``seg_max(values)`` when the caller already has it (k == 1).
         """
         if k == 1:
-            top = self.seg_max(values)
+            top = self.seg_max(values) if row_max is None else row_max
             return np.where(np.isnan(top), 0.0, top)
         out = self.seg_sum(values)
-        long_rows = self.lengths[self.nz] > k
+        lens = self.nz_lengths
+        long_rows = lens > k
         if not long_rows.any():
             return out
         sel = long_rows[self.row]
-        rows = self.row[sel]
-        w = values[sel].copy()
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        seg = np.cumsum(np.r_[False, rows[1:] != rows[:-1]])  # 0..L-1 per long row
-        left = np.full(len(starts), k, dtype=np.float64)
-        total = np.zeros(len(starts))
-        for _ in range(k):
-            mx = np.fmax.reduceat(w, starts)
-            eq = w == mx[seg]
-            take = np.minimum(np.bincount(seg[eq], minlength=len(starts)), left)
-            total += np.where(np.isnan(mx), 0.0, mx) * take
-            left -= take
-            w[eq] = np.nan
+        w = values[sel]
+        long_lens = lens[long_rows]
+        width = int(long_lens.max())
+        if width * len(long_lens) > 4 * len(w) + 4096:  # a few very long rows: padding would dominate
+            out[long_rows] = _top_k_passes(self.row[sel], w, k)
+            return out
+        first = np.zeros(len(long_lens), dtype=np.int64)
+        np.cumsum(long_lens[:-1], out=first[1:])
+        which = np.repeat(np.arange(len(long_lens)), long_lens)
+        mat = np.full((len(long_lens), width), -np.inf)
+        mat[which, np.arange(len(w)) - first[which]] = np.where(np.isnan(w), -np.inf, w)
+        mat.sort(axis=1)  # ascending: the k largest are the last k columns; -inf = no value
+        top = mat[:, :-k - 1:-1] if width > k else mat[:, ::-1]
+        total = np.zeros(len(long_lens))
+        cur = top[:, 0].copy()
+        cnt = np.ones(len(long_lens))
+        for j in range(1, top.shape[1]):
+            x = top[:, j]
+            same = x == cur
+            flush = ~same & (cur > -np.inf)
+            total[flush] += cur[flush] * cnt[flush]
+            cnt = np.where(same, cnt + 1.0, 1.0)
+            cur = np.where(same, cur, x)
+        last = cur > -np.inf
+        total[last] += cur[last] * cnt[last]
         out[long_rows] = total
         return out
+
+
+def _top_k_passes(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Sum of the k largest non-NaN values per segment of ``rows`` (sorted, every segment longer
+    than k): k passes each take the segment maximum with its multiplicity (ties give the same sum
+    whichever copy is taken): O(k * entries), no sort."""
+    w = values.copy()
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    seg = np.cumsum(np.r_[False, rows[1:] != rows[:-1]])  # 0..L-1 per long row
+    left = np.full(len(starts), k, dtype=np.float64)
+    total = np.zeros(len(starts))
+    for _ in range(k):
+        mx = np.fmax.reduceat(w, starts)
+        eq = w == mx[seg]
+        take = np.minimum(np.bincount(seg[eq], minlength=len(starts)), left)
+        total += np.where(np.isnan(mx), 0.0, mx) * take
+        left -= take
+        w[eq] = np.nan
+    return total
+
+
+def int_values(arr: pa.Array, fill: int) -> np.ndarray:
+    """An integer Arrow array (e.g. ``index_in`` / dictionary indices) as int64 numpy, nulls -> ``fill``.
+
+    Reads the data buffer and the validity bitmap directly instead of an Arrow ``fill_null`` pass
+    plus a conversion (null slots hold unspecified values; they are overwritten here).
+    """
+    if arr.null_count == 0:
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if not pa.types.is_integer(arr.type):  # pragma: no cover - callers pass index arrays
+        return np.asarray(arr.fill_null(fill).to_numpy(zero_copy_only=False), dtype=np.int64)
+    width = arr.type.bit_width // 8
+    raw = np.frombuffer(arr.buffers()[1], dtype=np.dtype(f"i{width}"), count=len(arr), offset=arr.offset * width)
+    return np.where(valid_mask(arr), raw, fill).astype(np.int64, copy=False)
 
 
 def finite32(values: np.ndarray) -> np.ndarray:
@@ -229,3 +317,95 @@ def numeric_values(arr: pa.Array) -> np.ndarray:
     if not np.isfinite(out).all():
         out = np.where(np.isfinite(out), out, np.nan)
     return out
+
+
+# --- building ragged columns (used by the synthetic generator) ----------------------------------------
+def offsets_from_counts(counts: np.ndarray) -> np.ndarray:
+    """int32 offsets (n+1) for Arrow list/map layouts."""
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    if out[-1] > np.iinfo(np.int32).max:
+        raise OverflowError("ragged column too large for int32 offsets; lower rows_per_partition")
+    return out.astype(np.int32)
+
+
+def _check(counts: np.ndarray, valid: np.ndarray, n_entries: int) -> None:
+    if counts.shape != valid.shape:
+        raise ValueError(f"counts {counts.shape} and validity {valid.shape} differ")
+    if np.any(counts[~valid] != 0):
+        raise ValueError("null rows must not own entries")
+    if int(counts.sum()) != n_entries:
+        raise ValueError(f"counts sum to {int(counts.sum())} but {n_entries} entries were given")
+
+
+def map_array(counts: np.ndarray, keys: pa.Array, items: pa.Array, valid: np.ndarray, type_: pa.MapType) -> pa.Array:
+    """A MapArray of type ``type_`` (taken from the spec) with nulls where ``valid`` is False."""
+    _check(counts, valid, len(keys))
+    if items.type != type_.item_type:
+        items = items.cast(type_.item_type)
+    return pa.MapArray.from_arrays(
+        pa.array(offsets_from_counts(counts)), keys, items, type=type_, mask=pa.array(~valid)
+    )
+
+
+def list_array(counts: np.ndarray, values: pa.Array, valid: np.ndarray, type_: pa.ListType) -> pa.Array:
+    """A ListArray of type ``type_`` with nulls where ``valid`` is False."""
+    _check(counts, valid, len(values))
+    return pa.ListArray.from_arrays(pa.array(offsets_from_counts(counts)), values, type=type_,
+                                    mask=pa.array(~valid))
+
+
+def dedupe_entries(parent: np.ndarray, key: np.ndarray, n_keys: int,
+                   n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop duplicate keys inside each row (map keys are unique); returns parent, key, counts.
+
+    Keys come back sorted within each row, rows in order, so the result is a valid ragged layout.
+    """
+    code = np.sort(parent.astype(np.int64) * n_keys + key.astype(np.int64))
+    if len(code):
+        code = code[np.r_[True, code[1:] != code[:-1]]]  # sort-based unique: faster than np.unique here
+    p, k = code // n_keys, code % n_keys
+    return p, k, np.bincount(p, minlength=n_rows).astype(np.int64)
+
+
+def sorted_groups(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique sorted codes, inverse index): ``np.unique(..., return_inverse=True)`` via one argsort."""
+    order = np.argsort(code, kind="stable")
+    srt = code[order]
+    new = np.r_[True, srt[1:] != srt[:-1]] if len(srt) else np.zeros(0, bool)
+    inv = np.empty(len(code), dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return srt[new], inv
+
+
+def segment_max(parent: np.ndarray, values: np.ndarray, n_rows: int, fill: float) -> np.ndarray:
+    """Per-row max over entries given by ``parent`` (any order); ``fill`` for rows without entries."""
+    out = np.full(n_rows, fill, dtype=np.float64)
+    np.maximum.at(out, parent, values)
+    return out
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_UUID_NIBBLE_POS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+
+def uuid4_strings(rng: np.random.Generator, n: int) -> pa.Array:
+    """n random UUID4 strings (version and variant bits set), built as one byte buffer."""
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    nibbles = np.empty((n, 32), dtype=np.uint8)
+    nibbles[:, 0::2] = raw >> 4
+    nibbles[:, 1::2] = raw & 0x0F
+    chars = np.full((n, 36), ord("-"), dtype=np.uint8)
+    chars[:, _UUID_NIBBLE_POS] = _HEX[nibbles]
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(chars.tobytes()))
+
+
+def take_strings(pool: pa.Array, idx: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Strings ``pool[idx]`` with nulls where ``valid`` is False (one C++ take, no Python strings)."""
+    arr = pool.take(pa.array(np.asarray(idx, dtype=np.int64)))
+    if valid is None or bool(valid.all()):
+        return arr
+    return pc.if_else(pa.array(valid), arr, pa.scalar(None, type=arr.type))

@@ -19,12 +19,13 @@ Conventions (docs/FEATURES.md lists every output):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ltv_core.features.ragged import Ragged, first_match, numeric_values, valid_mask
+from ltv_core.features.ragged import Ragged, first_match, int_values, lazy, numeric_values, valid_mask
 
 Stats = dict[str, np.ndarray]
 
@@ -58,37 +59,94 @@ def event_time(event_ts: np.ndarray) -> Stats:
     return {"hour_sin": np.sin(h), "hour_cos": np.cos(h), "weekday_sin": np.sin(w), "weekday_cos": np.cos(w)}
 
 
-def categorical_codes(arr: pa.Array, vocab: list[str]) -> np.ndarray:
+def categorical_codes(arr: pa.Array, vocab: list[str] | pa.Array) -> np.ndarray:
     """LightGBM codes: vocab position 0..V-1, V for rare/unseen values, -1 for null.
 
     The vocabulary is fitted on training; lookup is a hash join (``pc.index_in``), so a string
-    gets the same code in every split and batch.
+    gets the same code in every split and batch. ``vocab`` may be given already as an Arrow array
+    (the builder converts each fitted vocabulary once, not once per partition).
     """
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
-    value_set = pa.array(vocab, type=arr.type)
+    value_set = vocab.cast(arr.type) if isinstance(vocab, pa.Array) else pa.array(vocab, type=arr.type)
     idx = pc.index_in(arr, value_set=value_set)
-    codes = np.array(idx.fill_null(len(vocab)).to_numpy(zero_copy_only=False), dtype=np.int32)
+    codes = int_values(idx, len(vocab)).astype(np.int32)
     if arr.null_count:
         codes[~valid_mask(arr)] = -1
     return codes
 
 
+# --- flattened maps (shared by a column's statistics and its key lookups) -------------------------
+class Flat:
+    """A MAP (or LIST) column flattened once: its ``Ragged`` layout, and lazily its keys and its
+    values as float64. The builder keeps one per map column for the whole partition, so the base
+    statistics and the key lookups of a column share the flattening."""
+
+    def __init__(self, arr: pa.Array):
+        self.arr = arr
+        self.rg = Ragged.of(arr)
+
+    @classmethod
+    def of(cls, arr: pa.Array | Flat) -> Flat:
+        return arr if isinstance(arr, Flat) else cls(arr)
+
+    @lazy
+    def keys(self) -> pa.Array:
+        return self.rg.child(self.arr.keys)
+
+    @lazy
+    def values(self) -> np.ndarray:
+        """Map values as float64, null and non-finite -> NaN."""
+        return numeric_values(self.rg.child(self.arr.items))
+
+
 # --- maps of numbers ------------------------------------------------------------------------------
-def map_numeric(arr: pa.Array, stats: list[str]) -> Stats:
-    """count, sum, mean, max, entropy, topK_share of a map<string, number> per row."""
-    rg = Ragged.of(arr)
-    v = numeric_values(rg.child(arr.items))
+def map_numeric(arr: pa.Array | Flat, stats: list[str]) -> Stats:
+    """count, sum, mean, max, entropy, topK_share of a map<string, number> per row.
+
+    Intermediates are computed once, in compact row space. Maps without NaN values (no null or
+    non-finite entry) skip the NaN masking, and maps whose values are all positive reuse the sum
+    and the max for the positive mass and the top-1 value: the same numbers, fewer passes.
+    """
+    f = Flat.of(arr)
+    rg, v = f.rg, f.values
+    nan = np.isnan(v)
+    clean = not nan.any()
+    all_pos = clean and bool((v > 0).all())
     cache: dict[str, np.ndarray] = {}
 
-    def get(key: str) -> np.ndarray:  # each intermediate once, in compact row space
+    def total() -> np.ndarray:
+        return np.bincount(rg.row, weights=v if clean else np.where(nan, 0.0, v), minlength=rg.m).astype(
+            np.float64, copy=False)
+
+    def n_finite() -> np.ndarray:
+        return rg.nz_lengths.astype(np.float64) if clean else rg.seg_count(~nan)
+
+    def vmax() -> np.ndarray:
+        if clean and rg.m:  # no NaN: no masking; every compact row has >= 1 entry
+            return np.maximum.reduceat(v, rg.starts)
+        return rg.seg_max(v)
+
+    def pos() -> np.ndarray:
+        return v if all_pos else np.where(v > 0, v, np.nan)
+
+    def mass() -> np.ndarray:
+        return get("total") if all_pos else rg.seg_sum(get("pos"))
+
+    def entropy() -> np.ndarray:
+        p, s = get("pos"), get("mass")
+        if not all_pos:
+            return _entropy(rg, p, s)
+        with np.errstate(divide="ignore", invalid="ignore"):  # positive finite p: p log p has no NaN
+            vlogv = np.bincount(rg.row, weights=p * np.log(p), minlength=rg.m).astype(np.float64, copy=False)
+            h = np.log(s) - vlogv / s
+        return np.where(s > 0, np.maximum(h, 0.0), np.nan)
+
+    makers = {"total": total, "n_finite": n_finite, "max": vmax, "pos": pos, "mass": mass}
+
+    def get(key: str) -> np.ndarray:
         if key not in cache:
-            cache[key] = {
-                "total": lambda: rg.seg_sum(v),
-                "n_finite": lambda: rg.seg_count(~np.isnan(v)),
-                "pos": lambda: np.where(v > 0, v, np.nan),
-                "mass": lambda: rg.seg_sum(get("pos")),
-            }[key]()
+            cache[key] = makers[key]()
         return cache[key]
 
     out: Stats = {}
@@ -100,12 +158,13 @@ def map_numeric(arr: pa.Array, stats: list[str]) -> Stats:
         elif s == "mean":
             out[s] = rg.expand(_div(get("total"), get("n_finite")))
         elif s == "max":
-            out[s] = rg.expand(rg.seg_max(v))
+            out[s] = rg.expand(get("max"))
         elif s == "entropy":
-            out[s] = rg.expand(_entropy(rg, get("pos"), get("mass")))
+            out[s] = rg.expand(entropy())
         else:
             k = int(_TOP_SHARE.match(s).group(1))  # validated by the config
-            out[s] = rg.expand(_div(rg.seg_top_k_sum(get("pos"), k), get("mass")))
+            row_max = get("max") if all_pos and k == 1 else None  # max of the positives is the max
+            out[s] = rg.expand(_div(rg.seg_top_k_sum(get("pos"), k, row_max), get("mass")))
     return out
 
 
@@ -128,14 +187,23 @@ def _valid_ts(ts: np.ndarray, event_ts_of_entry: np.ndarray, tolerance_s: float)
     return np.where(ok, ts, np.nan)
 
 
+def _entry_event_ts(event_ts: np.ndarray, entry_rows: Callable[[], np.ndarray]) -> np.ndarray | np.float64:
+    """The event time of each entry (``event_ts[entry_rows()]``), or the one event time as a scalar
+    when every row shares it (a staged partition): no per-entry gather, the same comparisons."""
+    if len(event_ts) and event_ts[0] == event_ts[-1] and bool((event_ts == event_ts[0]).all()):
+        return event_ts[0]
+    return event_ts[entry_rows()]
+
+
 def _age(event_ts: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return (event_ts - ts) / 86_400.0
 
 
-def map_timestamp(arr: pa.Array, event_ts: np.ndarray, tolerance_s: float) -> Stats:
+def map_timestamp(arr: pa.Array | Flat, event_ts: np.ndarray, tolerance_s: float) -> Stats:
     """count, newest_age_days, oldest_age_days of a map<string, Unix seconds> per row."""
-    rg = Ragged.of(arr)
-    ts = _valid_ts(numeric_values(rg.child(arr.items)), event_ts[rg.row_full], tolerance_s)
+    f = Flat.of(arr)
+    rg = f.rg
+    ts = _valid_ts(f.values, _entry_event_ts(event_ts, lambda: rg.row_full), tolerance_s)
     ev = event_ts[rg.nz]
     return {
         "count": rg.count_rows(),
@@ -158,12 +226,16 @@ class Nested:
         self.entry_of_inner = self.inner.row_full  # outer entry of each inner entry
         self.row_of_inner = self.outer.row[self.entry_of_inner]  # compact outer row of each inner entry
 
+    @classmethod
+    def of(cls, arr: pa.Array | Nested) -> Nested:
+        return arr if isinstance(arr, Nested) else cls(arr)
+
     def key_index(self, keys: list[str]) -> np.ndarray:
         """Position of each inner entry's key in ``keys`` (-1 when not listed)."""
         if not keys or len(self.inner_keys) == 0:
             return np.full(len(self.inner_keys), -1, dtype=np.int64)
         idx = pc.index_in(self.inner_keys, value_set=pa.array(keys, type=self.inner_keys.type))
-        return np.asarray(idx.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return int_values(idx, -1)
 
 
 def _per_key(segment: np.ndarray, n_segments: int, kidx: np.ndarray, values: np.ndarray, k: int,
@@ -180,9 +252,9 @@ def _per_key(segment: np.ndarray, n_segments: int, kidx: np.ndarray, values: np.
     return out.reshape(n_segments, k)
 
 
-def map_of_maps(arr: pa.Array, inner_keys: list[str]) -> Stats:
+def map_of_maps(arr: pa.Array | Nested, inner_keys: list[str]) -> Stats:
     """count (outer keys), inner_total, and one total per inner key learned at fit time."""
-    nm = Nested(arr)
+    nm = Nested.of(arr)
     o = nm.outer
     v = np.where(np.isnan(nm.values), 0.0, nm.values)
     total = np.bincount(nm.row_of_inner, weights=v, minlength=o.m).astype(np.float64)
@@ -193,13 +265,13 @@ def map_of_maps(arr: pa.Array, inner_keys: list[str]) -> Stats:
     return out
 
 
-def map_of_maps_timestamp(arr: pa.Array, event_ts: np.ndarray, tolerance_s: float,
+def map_of_maps_timestamp(arr: pa.Array | Nested, event_ts: np.ndarray, tolerance_s: float,
                           inner_keys: list[str]) -> Stats:
     """count (outer keys), newest_age_days over all inner timestamps, and per learned inner key."""
-    nm = Nested(arr)
+    nm = Nested.of(arr)
     o = nm.outer
     ev = event_ts[o.nz]
-    ts = _valid_ts(nm.values, ev[nm.row_of_inner], tolerance_s)
+    ts = _valid_ts(nm.values, _entry_event_ts(ev, lambda: nm.row_of_inner), tolerance_s)
     newest = np.full(o.m, np.nan)
     if ts.size:
         np.fmax.at(newest, nm.row_of_inner, ts)
@@ -214,27 +286,47 @@ def map_of_maps_timestamp(arr: pa.Array, event_ts: np.ndarray, tolerance_s: floa
 def list_string(arr: pa.Array) -> Stats:
     """length and number of distinct non-null strings per row.
 
-    Distinct counts need a sort of (row, string code) pairs, but only for rows with 2+ entries;
-    a one-entry row has 1 distinct value (0 if that entry is null).
+    A one-entry row has 1 distinct value (0 if that entry is null). Rows with 2+ entries: the
+    strings are dictionary-encoded once (equal strings, equal codes), the codes laid out as a
+    padded matrix (one row per list) and sorted along the rows; distinct = number of changes.
+    Very long lists fall back to one sort of (row, code) pairs.
     """
     rg = Ragged.of(arr)
     vals = rg.child(arr.values)
     unique = np.zeros(rg.m)
     if len(vals):
         ok = valid_mask(vals)
-        multi = rg.lengths[rg.nz] > 1
+        multi = rg.nz_lengths > 1
         single = ~multi[rg.row]
         unique += np.bincount(rg.row[single & ok], minlength=rg.m)
         sel = np.flatnonzero(~single & ok)
         if sel.size:
-            codes = pc.dictionary_encode(vals.take(pa.array(sel))).indices
-            c = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
-            width = int(c.max(initial=0)) + 1
-            pairs = np.sort(rg.row[sel] * width + c)  # (row, string) pairs; sort, then count changes
-            first = np.ones(len(pairs), dtype=bool)
-            first[1:] = pairs[1:] != pairs[:-1]
-            unique += np.bincount(pairs[first] // width, minlength=rg.m)
+            c = int_values(pc.dictionary_encode(vals).indices, 0)[sel]
+            rows = rg.row[sel]
+            unique += _distinct_per_row(rows, c, sel - rg.starts[rows], rg.m, rg.nz_lengths)
     return {"length": rg.count_rows(), "unique": rg.expand(unique, empty=0.0)}
+
+
+def _distinct_per_row(rows: np.ndarray, codes: np.ndarray, pos: np.ndarray, m: int, lengths: np.ndarray) -> np.ndarray:
+    """Distinct non-negative codes per compact row, given each code's row and position in it."""
+    present = np.zeros(m, dtype=bool)
+    present[rows] = True
+    which = np.flatnonzero(present)  # rows that have codes
+    width = int(lengths[which].max())
+    if width * len(which) > 4 * len(codes) + 4096:  # a few very long lists: one sort of (row, code) pairs
+        span = int(codes.max(initial=0)) + 1
+        pairs = np.sort(rows * span + codes)
+        first = np.ones(len(pairs), dtype=bool)
+        first[1:] = pairs[1:] != pairs[:-1]
+        return np.bincount(pairs[first] // span, minlength=m).astype(np.float64)
+    local = np.cumsum(present) - 1  # compact row -> matrix row
+    mat = np.full((len(which), width), -1, dtype=np.int32 if codes.max(initial=0) < 2**31 - 1 else np.int64)
+    mat[local[rows], pos] = codes
+    mat.sort(axis=1)  # -1 padding first
+    distinct = (mat[:, 0] >= 0).astype(np.int64) + ((mat[:, 1:] != mat[:, :-1]) & (mat[:, 1:] >= 0)).sum(axis=1)
+    out = np.zeros(m)
+    out[which] = distinct
+    return out
 
 
 # --- lookups under the row's own key -----------------------------------------------------------------
@@ -250,7 +342,7 @@ class KeyCodes:
             key_col = pc.cast(key_col, pa.string())
         enc = pc.dictionary_encode(key_col)
         self.dictionary = enc.dictionary
-        self.codes = np.asarray(enc.indices.fill_null(-2).to_numpy(zero_copy_only=False), dtype=np.int64)
+        self.codes = int_values(enc.indices, -2)
 
     @classmethod
     def of(cls, key: pa.Array | KeyCodes) -> KeyCodes:
@@ -261,8 +353,7 @@ class KeyCodes:
         if len(keys) == 0 or len(self.dictionary) == 0:
             return np.zeros(len(keys), dtype=bool)
         value_set = self.dictionary if keys.type == self.dictionary.type else self.dictionary.cast(keys.type)
-        idx = pc.index_in(keys, value_set=value_set).fill_null(-1)
-        kc = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+        kc = int_values(pc.index_in(keys, value_set=value_set), -1)
         return kc == self.codes[entry_row]
 
 
@@ -276,26 +367,29 @@ def _absent_fill(value: np.ndarray, rg: Ragged, found: np.ndarray, absent: str) 
     return value
 
 
-def lookup_map(arr: pa.Array, key_col: pa.Array | KeyCodes, absent: str) -> Stats:
+def lookup_map(arr: pa.Array | Flat, key_col: pa.Array | KeyCodes, absent: str) -> Stats:
     """Value stored under the row's own key (e.g. advertiser_bundle) in a map<string, number>."""
-    rg = Ragged.of(arr)
-    match = KeyCodes.of(key_col).match(rg.child(arr.keys), rg.row_full)
-    value, found = first_match(rg, match, numeric_values(rg.child(arr.items)))
+    f = Flat.of(arr)
+    rg = f.rg
+    match = KeyCodes.of(key_col).match(f.keys, rg.row_full)
+    value, found = first_match(rg, match, f.values)
     return {"at": _absent_fill(value, rg, found, absent), "has": _present(rg, found)}
 
 
-def lookup_map_timestamp(arr: pa.Array, key_col: pa.Array | KeyCodes, event_ts: np.ndarray,
+def lookup_map_timestamp(arr: pa.Array | Flat, key_col: pa.Array | KeyCodes, event_ts: np.ndarray,
                          tolerance_s: float) -> Stats:
     """Age in days of the timestamp stored under the row's own key (NaN when absent or invalid)."""
-    rg = Ragged.of(arr)
-    ts = _valid_ts(numeric_values(rg.child(arr.items)), event_ts[rg.row_full], tolerance_s)
-    value, found = first_match(rg, KeyCodes.of(key_col).match(rg.child(arr.keys), rg.row_full), ts)
+    f = Flat.of(arr)
+    rg = f.rg
+    ts = _valid_ts(f.values, _entry_event_ts(event_ts, lambda: rg.row_full), tolerance_s)
+    value, found = first_match(rg, KeyCodes.of(key_col).match(f.keys, rg.row_full), ts)
     return {"age_days_at": _age(event_ts, value), "has": _present(rg, found)}
 
 
-def lookup_map_of_maps(arr: pa.Array, key_col: pa.Array | KeyCodes, inner_keys: list[str], absent: str) -> Stats:
+def lookup_map_of_maps(arr: pa.Array | Nested, key_col: pa.Array | KeyCodes, inner_keys: list[str],
+                       absent: str) -> Stats:
     """Inner total and per-inner-key totals of the inner map stored under the row's own key."""
-    nm = Nested(arr)
+    nm = Nested.of(arr)
     n_outer = nm.outer.n_entries
     v = np.where(np.isnan(nm.values), 0.0, nm.values)
     entry_total = np.bincount(nm.entry_of_inner, weights=v, minlength=n_outer).astype(np.float64)
@@ -309,11 +403,11 @@ def lookup_map_of_maps(arr: pa.Array, key_col: pa.Array | KeyCodes, inner_keys: 
     return out
 
 
-def lookup_map_of_maps_timestamp(arr: pa.Array, key_col: pa.Array | KeyCodes, event_ts: np.ndarray,
+def lookup_map_of_maps_timestamp(arr: pa.Array | Nested, key_col: pa.Array | KeyCodes, event_ts: np.ndarray,
                                  tolerance_s: float) -> Stats:
     """Age in days of the newest valid inner timestamp under the row's own key."""
-    nm = Nested(arr)
-    ts = _valid_ts(nm.values, event_ts[nm.outer.row_full[nm.entry_of_inner]], tolerance_s)
+    nm = Nested.of(arr)
+    ts = _valid_ts(nm.values, _entry_event_ts(event_ts, lambda: nm.outer.row_full[nm.entry_of_inner]), tolerance_s)
     newest_per_entry = nm.inner.expand(nm.inner.seg_max(ts), dtype=np.float64)  # Unix s: keep float64
     match = KeyCodes.of(key_col).match(nm.outer_keys, nm.outer.row_full)
     value, found = first_match(nm.outer, match, newest_per_entry)
