@@ -40,7 +40,8 @@ IO_RETRIES = {"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponent
     tags=["ltv", "ml"],
     doc_md=__doc__,
     params={
-        "config": Param("config/pipeline.yaml", type="string", title="Pipeline config"),
+        "config": Param(None, type=["null", "string"], title="Pipeline config",
+                        description="YAML like config/pipeline.yaml; empty: $LTV_PIPELINE_CONFIG, else that file."),
         "dataset_spec": Param(None, type=["null", "string"], title="Dataset spec",
                               description="YAML under config/datasets/; empty uses the pipeline config's."),
         "data_root": Param(None, type=["null", "string"], title="Raw data root (local path or s3://)"),

@@ -20,6 +20,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", dest="dataset_spec", default=None, help="dataset spec YAML")
     p.add_argument("--store-root", default=None, help="artefact store root (local path or s3://...)")
     p.add_argument("--data-root", default=None, help="raw data root (local path or s3://...)")
+    p.add_argument("--models-config", default=None, help="models config YAML (default config/models.yaml)")
+    p.add_argument("--submission-csv", action="store_const", const=True, default=None,
+                   help="score: also write score/submission.csv")
+    p.add_argument("--dask-scheduler", default=None, help="existing Dask scheduler (tcp://host:8786)")
     for split in ("train", "validation", "holdout", "scoring"):
         for edge in ("start", "end"):
             p.add_argument(f"--{split}-{edge}", default=None, help=f"explicit {split} window {edge} (ISO, UTC)")
@@ -50,8 +54,7 @@ def _cmd_stage(name: str):
 
         run_id, logical, params = _run_params(args)
         if name == "run":
-            return {stage: getattr(runner, stage)(run_id, logical, params)
-                    for stage in ("ingest", "validate", "build_features")}
+            return runner.run_all(run_id, logical, params, until=args.until)
         return getattr(runner, name)(run_id, logical, params)
 
     return run
@@ -80,11 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spec", default="config/datasets/smadex_d7.yaml")
     g.set_defaults(func=_cmd_generate)
 
-    for name, help_ in (("ingest", "stage the run's windows"), ("validate", "validate staged splits with GX"),
-                        ("build_features", "fit the feature state on train, transform every split"),
-                        ("run", "ingest, validate, build_features, as the DAG does")):
+    stages = (
+        ("ingest", "stage the run's windows"), ("validate", "validate staged splits with GX"),
+        ("build_features", "fit the feature state on train, transform every split"),
+        ("train", "every training stage: resample, classifier, regressor, baselines, stacker, gate"),
+        *((s, f"only the {s} stage") for s in ("resample", "train_classifier", "train_regressor",
+                                               "train_baselines", "fit_stacker", "optimize_gate")),
+        ("evaluate", "holdout metrics vs baselines, champion and oracle; the side-by-side table"),
+        ("promote", "champion/challenger decision, the HTML report, the champion pointer"),
+        ("score", "score the run's scoring partitions with the champion"),
+        ("run", "every stage in order, as the DAG does"),
+    )
+    for name, help_ in stages:
         p = sub.add_parser(name, help=help_)
         _add_run_args(p)
+        if name == "run":
+            p.add_argument("--until", default=None, help="stop after this stage (e.g. build_features)")
         p.set_defaults(func=_cmd_stage(name))
 
     d = sub.add_parser("demo", help="generate sample data if needed and run the DAG once with `airflow dags test`")

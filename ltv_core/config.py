@@ -6,6 +6,7 @@ override a handful of fields (store root, data root, spec, windows) for manual r
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -149,8 +150,10 @@ class PipelineConfig(BaseModel):
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
-    """Load ``config/pipeline.yaml`` (or ``path``); relative paths resolve against the project root."""
-    p = yamlconf.resolve(path, DEFAULT_CONFIG, "pipeline config")
+    """Load ``path``, else ``$LTV_PIPELINE_CONFIG``, else ``config/pipeline.yaml``; relative paths
+    resolve against the project root. The variable lets a deployment (or a backfill, which passes
+    no conf) choose the config without touching the DAG's params."""
+    p = yamlconf.resolve(path or os.environ.get("LTV_PIPELINE_CONFIG"), DEFAULT_CONFIG, "pipeline config")
     raw = yamlconf.read_mapping(p, "pipeline config")
     raw["source_path"] = str(p)
     try:

@@ -144,4 +144,33 @@ def summarize(store_root: str, run: str, logical: str, log_path: str) -> dict[st
                                "feature_state": feats["outputs"]["feature_state"]}
         _say(f"features: {feats['n_features']} columns per row -> {summary['features']['path']}")
         _say(f"feature state (fitted on train, reused for every split): {summary['features']['feature_state']}")
+    summary.update(_summarize_models(store, run))
     return summary
+
+
+def _summarize_models(store: Any, run: str) -> dict[str, Any]:
+    """The holdout table (model vs baselines vs oracle), the promotion decision, the report and
+    the predictions, as the demo prints them."""
+    out: dict[str, Any] = {}
+    if store.is_committed(run, "evaluate"):
+        edir = store.stage_dir(run, "evaluate")
+        out["holdout_table"] = f"{edir}/baselines.md"
+        _say("holdout metrics, model vs baselines vs the generator's oracle (primary horizon):")
+        for line in store.read_text(f"{edir}/baselines.md").splitlines():
+            _say("  " + line)
+    decision_path = f"{store.stage_dir(run, 'promote')}/decision.json"
+    if store.exists(decision_path):
+        decision = store.read_json(decision_path)
+        out["decision"] = {"promoted": decision["promoted"], "reason": decision["reason"], "path": decision_path}
+        _say(f"promotion: {'PROMOTED' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
+    report = f"{store.stage_dir(run, 'report')}/report.html"
+    if store.exists(report):
+        out["report"] = report
+        _say(f"report: {report}")
+    if store.is_committed(run, "score"):
+        scored = store.read_manifest(run, "score")
+        out["predictions"] = {"path": scored["outputs"]["predictions"], "rows": scored["rows"],
+                              "model_run_id": scored["model_run_id"]}
+        _say(f"predictions ({scored['rows']} rows, model of run {scored['model_run_id']}): "
+             f"{scored['outputs']['predictions']}")
+    return out

@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltv_core.demo import run_airflow
-from ltv_core.store import ArtifactStore
+from ltv_core.store import ArtifactStore, safe_run_id
+
+from conftest import small_pipeline_config
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +36,15 @@ def small_data(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def env(airflow_db, dask_scheduler_address, tmp_path_factory) -> dict[str, str]:
+    """Airflow env whose ``dask_default`` connection points at the session's real Dask scheduler
+    (so build_features uses it, through the DAG's connection lookup, instead of a LocalCluster per
+    task) and whose pipeline config has test-sized boosting."""
+    return {**airflow_db, "AIRFLOW_CONN_DASK_DEFAULT": dask_scheduler_address,
+            "LTV_PIPELINE_CONFIG": small_pipeline_config(tmp_path_factory.mktemp("config"))}
+
+
 def dags_test(env: dict[str, str], conf: dict) -> tuple[int, str]:
     proc = run_airflow(["dags", "test", "ltv_daily", LOGICAL_DATE, "-c", json.dumps(conf)], env, check=False)
     return proc.returncode, proc.stdout + proc.stderr
@@ -47,17 +58,29 @@ def task_states(env: dict[str, str]) -> dict[str, str]:
     return {r["task_id"]: r["state"] for r in rows}
 
 
+def asset_events(env: dict[str, str]) -> dict[str, dict]:
+    """Latest event extra per asset name, from the metadata DB (SQLite in AIRFLOW_HOME)."""
+    import sqlite3
+
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        rows = db.execute("SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                          "ORDER BY e.id").fetchall()
+    return {name: json.loads(extra) for name, extra in rows}
+
+
 def only_run(store_root: Path) -> str:
     runs = [d.name for d in (store_root / "runs").iterdir()]
     assert len(runs) == 1, runs
     return runs[0]
 
 
-def test_dag_runs_end_to_end(airflow_db, small_data, tmp_path):
+def test_dag_runs_end_to_end(env, small_data, tmp_path, dask_scheduler_address):
     store_root = tmp_path / "store"
-    rc, log = dags_test(airflow_db, {"data_root": str(small_data), "store_root": str(store_root), **WINDOWS})
+    rc, log = dags_test(env, {"data_root": str(small_data), "store_root": str(store_root), "submission_csv": True,
+                              **WINDOWS})
     assert rc == 0, log[-3000:]
-    assert set(task_states(airflow_db).values()) == {"success"}
+    states = task_states(env)
+    assert len(states) == 12 and set(states.values()) == {"success"}, states
     store = ArtifactStore(str(store_root))
     run = only_run(store_root)
     ingest = store.read_manifest(run, "ingest")
@@ -70,6 +93,26 @@ def test_dag_runs_end_to_end(airflow_db, small_data, tmp_path):
     features = store.read_manifest(run, "build_features")
     assert features["n_features"] > 100
     assert set(features["rows"]) == {"train", "validation", "holdout", "scoring"}
+    # the dask_default connection routed the build to the external scheduler's two workers
+    assert len(features["outputs"]["train"]["workers"]) == 2
+    # the modelling stages, the evaluation against baselines and oracle, the decision and the report
+    evaluation = store.read_manifest(run, "evaluate")
+    assert "oracle_point" in store.read_text(f"{store.stage_dir(run, 'evaluate')}/baselines.md")
+    decision = store.read_json(f"{store.stage_dir(run, 'promote')}/decision.json")
+    assert decision["promoted"] is True
+    assert safe_run_id(store.read_json(str(store_root / "champion.json"))["run_id"]) == run
+    assert (store_root / "runs" / run / "report" / "report.html").stat().st_size > 10_000
+    assert json.loads((store_root / "runs" / run / "report" / "metrics.json").read_text())["metrics"]["model"]["rmsle"] == \
+        pytest.approx(evaluation["model"]["rmsle"])
+    scored = store.read_manifest(run, "score")
+    assert scored["rows"] == ingest["outputs"]["scoring"]["rows"]
+    preds = pq.read_table(str(store_root / "runs" / run / "score" / "predictions")).to_pandas()
+    assert len(preds) == scored["rows"] and preds["pred_d7"].ge(0).all()
+    assert (store_root / "runs" / run / "score" / "submission.csv").exists()
+    # Asset events for data-aware DAGs: which model is champion, where the predictions are
+    events = asset_events(env)
+    assert events["ltv_champion_model"]["promoted"] is True
+    assert events["ltv_predictions"]["rows"] == scored["rows"]
 
 
 def corrupt_one_partition(src: Path, dst: Path) -> str:
@@ -84,16 +127,18 @@ def corrupt_one_partition(src: Path, dst: Path) -> str:
     return f.name
 
 
-def test_corrupted_partition_fails_validate_and_stops_the_run(airflow_db, small_data, tmp_path):
+def test_corrupted_partition_fails_validate_and_stops_the_run(env, small_data, tmp_path):
     data = tmp_path / "data"
     corrupt_one_partition(small_data, data)
     store_root = tmp_path / "store"
-    rc, log = dags_test(airflow_db, {"data_root": str(data), "store_root": str(store_root), **WINDOWS})
+    rc, log = dags_test(env, {"data_root": str(data), "store_root": str(store_root), **WINDOWS})
     assert rc != 0
-    states = task_states(airflow_db)
+    states = task_states(env)
     assert states["ingest"] == "success" and states["validate"] == "failed"
-    downstream = {t: s for t, s in states.items() if t not in ("ingest", "validate")}
+    downstream = {t: s for t, s in states.items() if t not in ("ingest", "validate", "promote", "score")}
     assert all(s in ("upstream_failed", None, "None") for s in downstream.values()), downstream
+    # promote still runs to record the failure (nothing shipped); score refuses unvalidated data
+    assert states["promote"] == "success" and states["score"] == "failed"
     assert "iap_revenue_d7" in log  # the task error names the column
     store = ArtifactStore(str(store_root))
     run = only_run(store_root)
@@ -101,3 +146,7 @@ def test_corrupted_partition_fails_validate_and_stops_the_run(airflow_db, small_
     result = store.read_json(f"{store.stage_dir(run, 'validate')}/result.json")
     assert result["success"] is False
     assert not (store_root / "runs" / run / "build_features").exists()
+    decision = store.read_json(f"{store.stage_dir(run, 'promote')}/decision.json")
+    assert decision["promoted"] is False and "validate" in decision["reason"]
+    assert not (store_root / "champion.json").exists()
+    assert not store.is_committed(run, "score")

@@ -1,12 +1,11 @@
-"""The build_features stage on a real Dask cluster (scheduler + 2 worker processes) and a LocalCluster."""
+"""The build_features stage on a real Dask cluster (scheduler + 2 worker processes) and a LocalCluster.
+
+The real cluster is the session fixture ``dask_scheduler_address`` (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,8 +31,6 @@ from ltv_core.store import ArtifactStore
 from ltv_core.synthetic import generate_dataset
 
 SPEC = load_spec("config/datasets/smadex_d7.yaml")
-ROOT = Path(__file__).resolve().parent.parent
-DASK = str(Path(sys.executable).parent / "dask")
 WINDOWS = {
     "train_start": "2025-10-01T00:00", "train_end": "2025-10-01T06:00",
     "validation_start": "2025-10-01T06:00", "validation_end": "2025-10-01T08:00",
@@ -61,55 +58,6 @@ def staged(tmp_path_factory) -> tuple[ArtifactStore, Path]:
     store = ArtifactStore(str(tmp_path_factory.mktemp("store")))
     run_ingest(store, "run-f", datetime(2025, 11, 5, tzinfo=timezone.utc), _config(raw), SPEC)
     return store, raw
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(request) -> str:
-    """`dask scheduler` + two `dask worker` processes on 127.0.0.1, always killed afterwards."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    procs: list[subprocess.Popen] = []
-
-    def stop() -> None:
-        for p in procs[::-1]:  # workers first, then the scheduler
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.time() + 3
-        for p in procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-    request.addfinalizer(stop)
-    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=str(ROOT))
-    procs.append(subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                   "--dashboard-address", ":0", "--no-show"], **quiet))
-    for _ in range(2):
-        procs.append(subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                       "--no-dashboard", "--memory-limit", "2GiB", "--host", "127.0.0.1"], **quiet))
-    from distributed import Client
-
-    deadline = time.time() + 60
-    while True:
-        try:
-            with Client(address, timeout="5s") as client:
-                client.wait_for_workers(2, timeout=max(1, deadline - time.time()))
-                assert len(client.scheduler_info()["workers"]) == 2
-            break
-        except (OSError, TimeoutError) as exc:
-            if time.time() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"Dask cluster did not come up with 2 workers: {exc}") from exc
-            time.sleep(0.5)
-    return address
 
 
 def _check_stage_output(store: ArtifactStore, run_id: str, result: dict) -> None:
@@ -154,15 +102,21 @@ def _check_matches_in_process(store: ArtifactStore, run_id: str) -> None:
         assert np.array_equal(got.column(name).to_numpy(), expected.column(name).to_numpy(), equal_nan=True), name
 
 
-def test_stage_on_external_dask_scheduler_with_two_workers(staged, dask_cluster, monkeypatch):
+def test_stage_on_external_dask_scheduler_with_two_workers(staged, dask_scheduler_address, monkeypatch):
+    """The session's real `dask scheduler` + two `dask worker` processes (tests/conftest.py)."""
+    from distributed import Client
+
     store, raw = staged
-    monkeypatch.setenv("LTV_DASK_SCHEDULER", dask_cluster)
+    with Client(dask_scheduler_address, timeout="10s") as client:
+        worker_pids = set(client.run(os.getpid).values())
+    assert len(worker_pids) == 2, worker_pids
+    monkeypatch.setenv("LTV_DASK_SCHEDULER", dask_scheduler_address)
     result = run_features_stage(store, "run-f", SPEC, _config(raw))
     _check_stage_output(store, "run-f", result)
     _check_matches_in_process(store, "run-f")
     manifest = store.read_manifest("run-f", STAGE)
     workers = {w for split in ("train", "validation", "holdout", "scoring") for w in manifest["outputs"][split]["workers"]}
-    assert len(workers) == 2, f"expected tasks on both worker processes, got {workers}"
+    assert set(workers) == worker_pids, f"expected tasks on both worker processes {worker_pids}, got {workers}"
     assert os.getpid() not in workers
 
 

@@ -1,0 +1,198 @@
+"""The store-backed stages after build_features, in-process on a small generated data set:
+train (every modelling stage), evaluate, promote (+ report), score; determinism and idempotency;
+champion/challenger with a deliberately worse model; failures recorded, never shipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ltv_core import cli, runner
+from ltv_core.errors import DataError
+from ltv_core.model_stages import TRAINING_STAGES, load_stack
+from ltv_core.promotion import read_champion
+from ltv_core.store import ArtifactStore
+from conftest import small_pipeline_config
+
+LOGICAL = "2025-10-31T00:00:00+00:00"
+WINDOWS = {
+    "train_start": "2025-10-01T00:00", "train_end": "2025-10-02T00:00",
+    "validation_start": "2025-10-02T00:00", "validation_end": "2025-10-02T08:00",
+    "holdout_start": "2025-10-02T08:00", "holdout_end": "2025-10-02T16:00",
+}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> dict:
+    """Data, a pipeline config with an in-process Dask cluster, and a store whose run 'base' has
+    gone through ingest, validate and build_features (copied by each test that needs it)."""
+    from ltv_core.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("stages")
+    data = root / "data"
+    generate_dataset(data, seed=11, rows_per_partition=150, train_hours=40, test_hours=6)
+    config = small_pipeline_config(root, dask={"n_workers": 1, "threads_per_worker": 2, "processes": False})
+    store = root / "store"
+    params = {"config": str(config), "data_root": str(data), "store_root": str(store), **WINDOWS}
+    runner.run_all("base", LOGICAL, params, until="build_features")
+    return {"root": root, "data": data, "store": store, "params": params}
+
+
+def fresh(base: dict, tmp_path: Path, **overrides) -> tuple[dict, ArtifactStore]:
+    """A copy of the featurised store for one test (tests never share champions)."""
+    store = tmp_path / "store"
+    shutil.copytree(base["store"], store)
+    params = {**base["params"], "store_root": str(store), **overrides}
+    return params, ArtifactStore(str(store))
+
+
+def clone_run(store: ArtifactStore, src: str, dst: str) -> None:
+    """Another run on the same windows: the featurised stages copied under a new run id."""
+    s = Path(store.root) / "runs"
+    shutil.copytree(s / src, s / dst)
+    for manifest in (s / dst).glob("*/_manifest.json"):
+        m = json.loads(manifest.read_text())
+        m["run_id"] = dst
+        manifest.write_text(json.dumps(m))
+    # feature-file paths in the build_features manifest point to the source run's copies (read-only)
+
+
+def worse_models_config(tmp_path: Path) -> str:
+    """A deliberately weak model: one boosting round, no stacker, no gate."""
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/models.yaml").read_text())
+    raw["evaluation"]["n_boot"] = 100
+    raw["num_boost_round"] = 1
+    raw["lgbm"]["learning_rate"] = 0.001
+    raw["stacker"]["enabled"] = False
+    raw["gate"]["enabled"] = False
+    path = tmp_path / "worse.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_train_evaluate_promote_score(base, tmp_path):
+    params, store = fresh(base, tmp_path, submission_csv=True)
+    trained = runner.train("base", LOGICAL, params)
+    assert set(trained) == set(TRAINING_STAGES)
+    for stage in TRAINING_STAGES:
+        assert store.is_committed("base", stage)
+
+    stack = load_stack(store, "base")
+    from ltv_core.features.stage import load_feature_matrix
+
+    X, _ = load_feature_matrix(store, "base", "holdout")
+    pred = stack.predict(X)
+    P = pred[[f"pred_{h}" for h in ("d7", "d14", "d28")]].to_numpy()
+    assert (np.diff(P, axis=1) >= -1e-12).all(), "horizons must stay ordered for every row"
+
+    ev = runner.evaluate("base", LOGICAL, params)
+    edir = Path(store.stage_dir("base", "evaluate"))
+    table = (edir / "baselines.md").read_text()
+    for name in ("stack_point", "zero", "mean", "lgbm_log1p", "lgbm_tweedie", "oracle_point"):
+        assert f"| {name} |" in table
+    assert json.loads((edir / "baselines.json").read_text())["kinds"]["oracle_point"] == "oracle"
+    assert ev["champion_run_id"] is None and 0 < ev["rmsle"] < 1
+
+    decision = runner.promote("base", LOGICAL, params)
+    assert decision["promoted"] and read_champion(store)["run_id"] == "base"
+    report = Path(decision["report"]["report.html"]).read_text()
+    assert "base" in report and report.count("data:image/png;base64,") >= 4
+    metrics = json.loads(Path(decision["report"]["metrics.json"]).read_text())
+    assert metrics["metrics"]["model"]["rmsle"] == pytest.approx(ev["rmsle"])
+
+    scored = runner.score("base", LOGICAL, params)
+    preds = pd.read_parquet(scored["predictions"])
+    assert len(preds) == scored["rows"] == store.read_manifest("base", "ingest")["outputs"]["scoring"]["rows"]
+    assert set(preds["model_run_id"]) == {"base"}
+    assert {"row_id", "p_buyer", "pred_d7", "pred_d14", "pred_d28", "value_d7"} <= set(preds.columns)
+    parts = sorted(p.name for p in Path(scored["predictions"]).iterdir())
+    assert parts and all(p.startswith("datetime=") for p in parts)
+    csv = pd.read_csv(scored["submission_csv"])
+    assert list(csv.columns) == ["row_id", "iap_revenue_d7"] and len(csv) == len(preds)
+
+    # idempotent: re-running the same run (every stage) gives identical predictions
+    runner.train("base", LOGICAL, params)
+    runner.evaluate("base", LOGICAL, params)
+    again = runner.promote("base", LOGICAL, params)
+    assert again["promoted"], again["reason"]  # it competes with itself: equal is not worse
+    rescored = pd.read_parquet(runner.score("base", LOGICAL, params)["predictions"])
+    pd.testing.assert_frame_equal(preds, rescored)
+
+
+def test_worse_model_is_not_promoted_and_champion_keeps_scoring(base, tmp_path):
+    params, store = fresh(base, tmp_path)
+    for stage in ("train", "evaluate", "promote"):
+        getattr(runner, stage)("base", LOGICAL, params)
+    champion_before = read_champion(store)
+
+    clone_run(store, "base", "weak")
+    for stage in TRAINING_STAGES + ("evaluate", "promote", "score", "report"):
+        store.rm(store.stage_dir("weak", stage))
+    weak = {**params, "models_config": worse_models_config(tmp_path)}
+    runner.train("weak", LOGICAL, weak)
+    ev = runner.evaluate("weak", LOGICAL, weak)
+    assert ev["champion_run_id"] == "base"
+    decision = runner.promote("weak", LOGICAL, weak)
+    assert not decision["promoted"]
+    assert "rejected" in decision["reason"] and "base" in decision["reason"]
+    assert read_champion(store) == champion_before
+    recorded = store.read_json(f"{store.stage_dir('weak', 'promote')}/decision.json")
+    assert recorded["promoted"] is False and recorded["champion"]["rmsle"] < recorded["candidate"]["rmsle"]
+    # the report shows the run beside the champion
+    metrics = json.loads(Path(decision["report"]["metrics.json"]).read_text())
+    assert metrics["metrics"]["champion"]["rmsle"] == pytest.approx(recorded["champion"]["rmsle"])
+
+    scored = runner.score("weak", LOGICAL, weak)
+    assert scored["model_run_id"] == "base"
+    assert set(pd.read_parquet(scored["predictions"])["model_run_id"]) == {"base"}
+
+
+def test_failed_run_is_recorded_never_shipped(base, tmp_path):
+    params, store = fresh(base, tmp_path)
+    runner.run_all("base", LOGICAL, params, until="fit_stacker")  # optimize_gate "failed"
+    decision = runner.promote("base", LOGICAL, params)
+    assert not decision["promoted"]
+    assert "optimize_gate" in decision["reason"] and "evaluate" in decision["reason"]
+    assert read_champion(store) is None
+    assert decision["report"] is None
+    with pytest.raises(DataError, match="no champion"):
+        runner.score("base", LOGICAL, params)
+
+
+def test_score_refuses_unvalidated_data(base, tmp_path):
+    params, store = fresh(base, tmp_path)
+    store.rm(f"{store.stage_dir('base', 'validate')}/_manifest.json")
+    with pytest.raises(DataError, match="validate"):
+        runner.score("base", LOGICAL, params)
+
+
+def test_training_is_deterministic(base, tmp_path):
+    params, store = fresh(base, tmp_path)
+    runner.train("base", LOGICAL, params)
+    first = {s: (Path(store.stage_dir("base", s)) / n).read_bytes()
+             for s, n in (("train_classifier", "classifier.json"), ("train_regressor", "regressor.json"),
+                          ("optimize_gate", "gate.json"))}
+    runner.train("base", LOGICAL, params)
+    for (s, n), blob in zip((("train_classifier", "classifier.json"), ("train_regressor", "regressor.json"),
+                             ("optimize_gate", "gate.json")), first.values(), strict=True):
+        assert (Path(store.stage_dir("base", s)) / n).read_bytes() == blob, s
+
+
+def test_cli_train_and_evaluate(base, tmp_path, capsys):
+    params, store = fresh(base, tmp_path)
+    args = ["--run-id", "base", "--logical-date", LOGICAL, "--config", params["config"],
+            "--data-root", params["data_root"], "--store-root", params["store_root"]]
+    args += [f"--{k.replace('_', '-')}={v}" for k, v in WINDOWS.items()]
+    assert cli.main(["train", *args]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == set(TRAINING_STAGES)
+    assert cli.main(["evaluate", *args]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stage"] == "evaluate" and out["best_baseline_rmsle"] in ("zero", "mean", "lgbm_log1p", "lgbm_tweedie")
+    assert cli.main(["score", *args]) == 2  # no champion yet: a clear error, exit code 2
+    assert "no champion" in capsys.readouterr().err
