@@ -1,20 +1,33 @@
-"""Benchmark of the feature transform against a per-row Python reference and pyarrow's bare read.
+"""Benchmark of the feature build against a per-row Python reference and pyarrow's bare read.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_features.py --rows 1000000
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_features.py --rows 1000000 --data-dir /tmp/bench-data-1000000
 
 1. Generates (once, cached under ``--data-dir``, default ``.bench/data-<rows>``) a synthetic
    Smadex-shaped data set with ``ltv_core.synthetic.generate_dataset`` in a child process (so the
    generator's memory is not counted here).
-2. (c) bare read: ``pq.read_table`` of every partition file (warm page cache; best of two passes).
-3. (a) features: the state is fitted once on the first ``--fit-partitions`` partitions, then every
-   partition is read, given its event time and transformed, one at a time (single process,
-   streaming: memory is one partition). The write of each feature file is timed separately.
-4. (b) per-row reference: the same transforms written the way the seed parsed nested fields
+2. The state is fitted once, in this process, on the first ``--fit-partitions`` partitions.
+3. A Dask LocalCluster is started the way the product's ``run_features_stage`` runs it
+   (``--workers`` worker PROCESSES, default one per core, ``threads_per_worker=1``); the state is
+   scattered to every worker once (``broadcast=True``) and each worker runs one small warm-up task
+   (imports, state deserialisation). None of this is timed.
+4. Timed, back to back, ``--rounds`` times (best of each kept):
+   (c) bare read: ``pq.read_table`` of every partition file in this process (warm page cache; Arrow
+   uses every core);
+   (a) features as the product runs them: one Dask task per partition file, each task = read the
+   file + add its event time + ``FeatureBuilder.from_state(...).transform`` (no write). Wall clock
+   from the first submit to the last result. This is ``feature_rows_per_s``.
+   Then one more parallel pass where each task also writes its feature file
+   (``feature_with_write_rows_per_s``; skip with ``--no-write``).
+5. (a') the same transform in ONE process (``--threads`` threads, streaming one partition at a time;
+   the write of each feature file timed apart): ``feature_rows_per_s_single_process``.
+6. (b) per-row reference: the same transforms written the way the seed parsed nested fields
    (``for row in table.to_pylist()``, iterating each map's (key, value) tuples), on a subset of
    ``--ref-rows`` rows, in a child process; its rows/s is extrapolated from the subset.
 
-Peak RSS is sampled every 20 ms in a thread (this process plus children) per phase. The last line
-printed is one JSON object with the results.
+Peak RSS is sampled every 20 ms in a thread per phase: this process plus all its descendants
+(Dask nannies and worker processes included). ``peak_rss_mb`` is the peak of the parallel feature
+phase (``peak_rss_phase``); ``peak_rss_mb_worker_max`` is the largest single child process seen
+there. The last line printed is one JSON object with the results.
 """
 
 from __future__ import annotations
@@ -52,11 +65,13 @@ ROWS_PER_PARTITION = 50_000
 
 # --- memory sampling ---------------------------------------------------------------------------------
 class RssSampler:
-    """Max RSS of this process and its children, sampled in a background thread."""
+    """Max RSS of this process and all its descendants (Dask nannies and workers included), sampled
+    in a background thread; ``child_peak`` is the largest single descendant seen."""
 
     def __init__(self, interval: float = 0.02):
         self.interval = interval
         self.peak = 0
+        self.child_peak = 0
         self._stop = threading.Event()
         self._proc = psutil.Process()
 
@@ -64,9 +79,11 @@ class RssSampler:
         total = self._proc.memory_info().rss
         for child in self._proc.children(recursive=True):
             try:
-                total += child.memory_info().rss
+                rss = child.memory_info().rss
             except psutil.Error:
-                pass
+                continue
+            total += rss
+            self.child_peak = max(self.child_peak, rss)
         return total
 
     def _run(self) -> None:
@@ -87,10 +104,13 @@ class RssSampler:
 
 
 @contextmanager
-def phase(name: str, peaks: dict[str, float]):
+def phase(name: str, peaks: dict[str, float], child_peaks: dict[str, float] | None = None):
+    """Sample RSS during the block; a phase entered several times keeps its maximum."""
     with RssSampler() as s:
         yield
-    peaks[name] = round(s.peak / 2**20, 1)
+    peaks[name] = max(peaks.get(name, 0.0), round(s.peak / 2**20, 1))
+    if child_peaks is not None:
+        child_peaks[name] = max(child_peaks.get(name, 0.0), round(s.child_peak / 2**20, 1))
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -168,6 +188,72 @@ def transform_all(files: list[Path], spec: DatasetSpec, builder: FeatureBuilder,
         rows += out.num_rows
         del table, out
     return {"rows": rows, "seconds": t_feat, "write_seconds": t_write, "n_features": len(state.feature_names)}
+
+
+# --- (a) features as the product runs them: one Dask task per partition, one worker process per core ------
+def _task_transform(path: str, value: str, spec: DatasetSpec, state: FeatureState, out_path: str | None
+                    ) -> dict[str, Any]:
+    """Worker task (mirrors ``stage.transform_file``): read one partition file, add its event time,
+    transform it with the broadcast state and, if ``out_path``, write the feature file."""
+    t0 = time.perf_counter()
+    builder = FeatureBuilder.from_state(spec, state)  # as in the stage: built per task, threads=1
+    table = staged(pq.read_table(path), spec, value)
+    out = builder.transform(table, state)
+    t1 = time.perf_counter()
+    if out_path is not None:
+        pq.write_table(out, out_path, compression="snappy")
+    return {"rows": out.num_rows, "seconds": t1 - t0, "write_seconds": time.perf_counter() - t1,
+            "worker": os.getpid()}
+
+
+def _task_warm_up(path: str, value: str, spec: DatasetSpec, state: FeatureState) -> int:
+    """Imports and state deserialisation on a worker, on the first 1,000 rows of one file."""
+    table = staged(pq.read_table(path).slice(0, 1000), spec, value)
+    return FeatureBuilder.from_state(spec, state).transform(table, state).num_rows
+
+
+def start_cluster(workers: int, spec: DatasetSpec, state: FeatureState, files: list[Path],
+                  malloc_trim: bool = True) -> tuple[Any, Any, Any]:
+    """LocalCluster as ``ltv_core.cluster.dask_client`` builds it, the state broadcast once, every
+    worker warmed up; returns (cluster, client, state future). Not timed.
+
+    ``malloc_trim=False`` drops Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` from the worker
+    environment (``distributed.nanny.pre-spawn-environ``); the product keeps Dask's default."""
+    import dask
+    from distributed import Client, LocalCluster, wait
+
+    if not malloc_trim:
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit="auto",
+                           dashboard_address=None)
+    client = Client(cluster)
+    client.wait_for_workers(workers)
+    state_future = client.scatter(state, broadcast=True)
+    addresses = list(client.scheduler_info()["workers"])
+    warm = [client.submit(_task_warm_up, str(files[0]), partition_value(files[0]), spec, state_future,
+                          workers=[a], allow_other_workers=False, pure=False) for a in addresses]
+    wait(warm)
+    for w in warm:
+        w.result()
+    return cluster, client, state_future
+
+
+def transform_parallel(client: Any, files: list[Path], spec: DatasetSpec, state_future: Any, out_dir: str | None
+                       ) -> dict[str, Any]:
+    """All partitions, one task each, on the cluster; wall clock from first submit to last result."""
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    futures = [client.submit(_task_transform, str(f), partition_value(f), spec, state_future,
+                             None if out_dir is None else f"{out_dir}/part-{i}.parquet", pure=False)
+               for i, f in enumerate(files)]
+    results = [fut.result() for fut in as_completed(futures)]
+    wall = time.perf_counter() - t0
+    return {"rows": sum(r["rows"] for r in results), "seconds": wall,
+            "task_seconds": sum(r["seconds"] for r in results),
+            "task_write_seconds": sum(r["write_seconds"] for r in results),
+            "workers_used": len({r["worker"] for r in results})}
 
 
 # --- (b) per-row Python reference (benchmark only) ---------------------------------------------------------
@@ -317,43 +403,91 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data-dir", default=None, help="default: .bench/data-<rows>")
     ap.add_argument("--ref-rows", type=int, default=50_000, help="rows for the per-row reference")
     ap.add_argument("--fit-partitions", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="Dask worker processes (threads_per_worker=1), as the product runs the stage")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="back-to-back (bare read, parallel build) rounds; the best of each is kept")
+    ap.add_argument("--no-write", action="store_true", help="skip the parallel pass that also writes")
+    ap.add_argument("--no-malloc-trim", action="store_true",
+                    help="start the workers WITHOUT Dask's default MALLOC_TRIM_THRESHOLD_=65536 (not what the "
+                         "product does; for comparison)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="threads of the feature transform (pyarrow's bare read uses all cores too)")
+                    help="threads of the single-process transform")
     args = ap.parse_args(argv)
     data_dir = Path(args.data_dir or ROOT / f".bench/data-{args.rows}")
     files = ensure_data(data_dir, args.rows)
     spec = load_spec(ROOT / SPEC_PATH)
     peaks: dict[str, float] = {}
-    bare_read(files)  # warm the page cache so every timed pass reads from memory
-    with phase("bare_read", peaks):
-        runs = [bare_read(files) for _ in range(2)]
-    rows, bare_s = runs[0][0], min(s for _, s in runs)
-    with phase("features", peaks), tempfile.TemporaryDirectory(prefix="bench-features-") as out_dir:
+    child_peaks: dict[str, float] = {}
+    load = {"start": round(os.getloadavg()[0], 2)}
+    with phase("fit", peaks):
         builder, state, fit_s = fit_state(files, spec, args.fit_partitions, args.threads)
+    bare_read(files)  # warm the page cache so every timed pass reads from memory
+    cluster, client, state_future = start_cluster(args.workers, spec, state, files, not args.no_malloc_trim)  # not timed
+    try:
+        trim = sorted({str(v) for v in client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()})
+        load["before_timed"] = round(os.getloadavg()[0], 2)
+        bare_runs, par_runs = [], []
+        for _ in range(args.rounds):  # back to back, under the same load
+            with phase("bare_read", peaks, child_peaks):
+                bare_runs.append(bare_read(files))
+            with phase("features_parallel", peaks, child_peaks):
+                par_runs.append(transform_parallel(client, files, spec, state_future, None))
+        par_write = None
+        if not args.no_write:
+            with phase("features_parallel_with_write", peaks, child_peaks), \
+                    tempfile.TemporaryDirectory(prefix="bench-features-") as out_dir:
+                par_write = transform_parallel(client, files, spec, state_future, out_dir)
+        load["after_parallel"] = round(os.getloadavg()[0], 2)
+    finally:
+        client.close()
+        cluster.close()
+    rows, bare_s = bare_runs[0][0], min(s for _, s in bare_runs)
+    par = min(par_runs, key=lambda r: r["seconds"])
+    if par["rows"] != rows:
+        raise SystemExit(f"parallel build produced {par['rows']} rows, the bare read {rows}")
+    with phase("features_single_process", peaks), tempfile.TemporaryDirectory(prefix="bench-features-") as out_dir:
         feat = transform_all(files, spec, builder, state, out_dir)
     with phase("per_row_reference", peaks):
         ref_rows, ref_s = per_row_reference(files, args.ref_rows, state)
-    feature_rps = feat["rows"] / feat["seconds"]
+    load["end"] = round(os.getloadavg()[0], 2)
+    feature_rps = par["rows"] / par["seconds"]
+    single_rps = feat["rows"] / feat["seconds"]
     bare_rps = rows / bare_s
     ref_rps = ref_rows / ref_s
     result = {
         "rows": rows,
         "partitions": len(files),
         "n_features": feat["n_features"],
-        "threads": args.threads,
+        "workers": args.workers,
+        "workers_used": par["workers_used"],
+        "threads_per_worker": 1,
+        "worker_malloc_trim_threshold": trim,
         "feature_rows_per_s": round(feature_rps),
-        "feature_with_write_rows_per_s": round(feat["rows"] / (feat["seconds"] + feat["write_seconds"])),
+        "feature_with_write_rows_per_s": None if par_write is None else round(par_write["rows"] / par_write["seconds"]),
+        "feature_rows_per_s_single_process": round(single_rps),
+        "feature_with_write_rows_per_s_single_process": round(feat["rows"] / (feat["seconds"] + feat["write_seconds"])),
+        "threads_single_process": args.threads,
         "per_row_ref_rows_per_s": round(ref_rps),
         "per_row_ref_rows": ref_rows,
         "bare_read_rows_per_s": round(bare_rps),
         "speedup_vs_per_row": round(feature_rps / ref_rps, 1),
         "slowdown_vs_bare_read": round(bare_rps / feature_rps, 2),
+        "slowdown_vs_bare_read_single_process": round(bare_rps / single_rps, 2),
+        "seconds": {"bare_read": [round(s, 3) for _, s in bare_runs],
+                    "features_parallel": [round(r["seconds"], 3) for r in par_runs],
+                    "features_parallel_task_sum": round(par["task_seconds"], 3),
+                    "features_parallel_with_write": None if par_write is None else round(par_write["seconds"], 3),
+                    "features_single_process": round(feat["seconds"], 3),
+                    "write_single_process": round(feat["write_seconds"], 3)},
         "fit_seconds": round(fit_s, 2),
         "fit_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files[: args.fit_partitions]),
-        "peak_rss_mb": peaks["features"],
+        "peak_rss_mb": peaks["features_parallel"],
+        "peak_rss_phase": "features_parallel (this process + Dask nannies + worker processes)",
+        "peak_rss_mb_worker_max": child_peaks["features_parallel"],
         "peak_rss_mb_by_phase": peaks,
         "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg_1m": load,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     print(json.dumps(result), flush=True)

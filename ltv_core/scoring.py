@@ -12,6 +12,7 @@ whose artefacts are used, so a rejected or failed training run never reaches the
 from __future__ import annotations
 
 import io
+import os
 from contextlib import nullcontext
 import logging
 import time
@@ -63,7 +64,8 @@ class Scorer:
         return cls(run_id, spec, load_feature_state(store, run_id), load_stack(store, run_id))
 
     def __post_init__(self) -> None:
-        self.builder = FeatureBuilder.from_state(self.spec, self.state)
+        # one process scores: let the transform use every core (LightGBM does too)
+        self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=os.cpu_count() or 1)
 
     def features(self, table: pa.Table) -> pd.DataFrame:
         return feature_frame(self.builder.transform(table, self.state), self.state)

@@ -86,3 +86,24 @@ def test_calibrators_are_monotone_and_json(method: str) -> None:
     assert (np.diff(cal.predict(grid)) >= -1e-12).all()
     back = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
     np.testing.assert_array_equal(back.predict(p), cal.predict(p))
+
+
+def test_seed_bagging_averages_boosters_and_round_trips(parts: dict) -> None:
+    X, b, _ = parts["train"]
+    Xv, bv, _ = parts["val"]
+    single = _clf().fit(X, b, eval_set=(Xv, bv))
+    bag = BuyerClassifier(params=FAST["lgbm"], num_boost_round=150, early_stopping_rounds=15, random_state=0,
+                          n_seeds=3).fit(X, b, eval_set=(Xv, bv))
+    assert len(bag.extra_boosters_) == 2 and single.extra_boosters_ == []
+    # the first booster of the bag is the single model; the bag is the mean of all three
+    np.testing.assert_allclose(bag.booster_.predict(Xv), single.booster_.predict(Xv))
+    mean = np.mean([m.predict(Xv) for m in [bag.booster_, *bag.extra_boosters_]], axis=0)
+    np.testing.assert_allclose(bag.predict_raw(Xv), mean)
+    assert not np.allclose(bag.predict_raw(Xv), single.predict_raw(Xv)), "seeds differ"
+    back = BuyerClassifier.from_state(json.loads(json.dumps(bag.to_state())))
+    np.testing.assert_allclose(back.predict_proba(Xv), bag.predict_proba(Xv))
+    legacy = {k: v for k, v in single.to_state().items() if k != "extra_boosters"}
+    legacy["params"] = {k: v for k, v in legacy["params"].items() if k != "n_seeds"}
+    np.testing.assert_allclose(BuyerClassifier.from_state(legacy).predict_raw(Xv), single.predict_raw(Xv))
+    with pytest.raises(ValueError):
+        BuyerClassifier(params=FAST["lgbm"], n_seeds=0).fit(X, b, eval_set=(Xv, bv))

@@ -131,3 +131,31 @@ def test_bad_config_and_inputs_fail_loudly(stack, sets: dict) -> None:  # type: 
         stack.predict(Xh.drop(columns=["x2"]))
     with pytest.raises(DataError, match="revenue"):
         stack.evaluate_on(Xh, Lh.drop(columns=["iap_revenue_d14"]))
+
+
+def test_value_head_decision_is_separate_from_the_point_stacker(sets: dict, baselines: dict) -> None:
+    (X, L), (Xv, Lv), (Xh, _) = sets["train"], sets["val"], sets["hold"]
+    # value head forced in, point stacker forced out: pred_* is the hurdle's, value_<primary> the head's
+    cfg = load_models_config(overrides={**FAST, "classifier": {"n_seeds": 2},
+                                        "stacker": {**FAST["stacker"], "min_gain": 1e9, "value_min_gain": -1.0}})
+    st = train_stack(X, L, Xv, Lv, SPEC, cfg, base_models=baselines)
+    d = st.decisions["stacker"]
+    assert d["chosen"] == "hurdle" and d["value"] == "value_head"
+    assert {"value_head_val_gini", "hurdle_value_val_gini", "value_rounds"} <= set(d)
+    assert st.stacker is not None and not st.stacker.use_point and st.has_value_head
+    assert len(st.classifier.extra_boosters_) == 1
+    P = st.predict(Xh)
+    comp = st.components(Xh)
+    np.testing.assert_allclose(P["value_d7"], st.stacker.predict_value(st.meta_parts(Xh, comp)))
+    hurdle = np.expm1(st.hurdle_log1p(comp["p"], comp["m_log1p"]))
+    np.testing.assert_allclose(P["pred_d14"], np.maximum(hurdle[:, 1], P["pred_d7"]))
+    V = P[["value_d7", "value_d14", "value_d28"]].to_numpy()
+    assert (np.diff(V, axis=1) >= 0).all() and (V >= 0).all()
+    back = persist.stack_from_blobs(persist.stack_to_blobs(st))
+    pd.testing.assert_frame_equal(back.predict(Xh), P)
+    # and forced out: no value head kept
+    cfg = load_models_config(overrides={**FAST, "stacker": {**FAST["stacker"], "value_min_gain": 1.0}})
+    st = train_stack(X, L, Xv, Lv, SPEC, cfg, base_models=baselines)
+    assert st.decisions["stacker"]["value"] == "hurdle" and not st.has_value_head
+    if st.stacker is not None:
+        assert st.stacker.use_point

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import numpy as np
 import pytest
 
 from ltv_core.demo import airflow_bin
 from ltv_core.registry_view import ARTEFACTS, build_view
+from ltv_core.report import ReportInputs, write_report
 from ltv_core.store import ArtifactStore, safe_run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,13 +46,30 @@ CHAMPION_RUN = "scheduled__2025-11-03T03:00:00+00:00"
 REJECTED_RUN = "scheduled__2025-11-04T03:00:00+00:00"
 REJECTION = ("rejected: rmsle 0.652100 vs champion scheduled__2025-11-03T03:00:00+00:00 0.601200 "
              "on this run's holdout (must be at most 0.607212, tolerance 0.01)")
-REPORT_MARKER = "LTV evaluation report for"
+REPORT_MARKER = "LTV evaluation report"
 SECRET = "TOP-SECRET-OUTSIDE-THE-STORE"
 PASSWORD = "ltv-ui-test-password"
 STAGES = ("ingest", "validate", "build_features", "train", "evaluate", "report", "promote")
 
 
 # --- fixture store -------------------------------------------------------------------------------
+def _report_inputs(run_id: str, logical: str, decision: dict[str, Any], champion: dict[str, Any] | None,
+                   seed: int) -> ReportInputs:
+    """A real report (ltv_core.report) on a small zero-inflated holdout."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    p = rng.beta(1, 20, n)
+    y = np.where(rng.random(n) < p, rng.lognormal(1.0, 1.0, n), 0.0)
+    value = p * 3.0
+    return ReportInputs(
+        run_id=run_id, logical_date=logical, primary="d7", primary_metric="rmsle", y_true=y,
+        point=np.expm1(p * 1.2), value=value, p_buyer=p,
+        baselines={"zero": np.zeros(n), "lgbm_log1p": np.expm1(p + rng.normal(0, 0.05, n).clip(0))},
+        evaluation={}, feature_importance={f"f{i}": float(20 - i) for i in range(20)},
+        champion=None if champion is None else {"run_id": CHAMPION_RUN, "metrics": champion, "value": value * 0.9},
+        decision=decision)
+
+
 def _write_run(store: ArtifactStore, run_id: str, day: int, rmsle: float, promoted: bool,
                reason: str, champion: dict[str, Any] | None) -> None:
     logical = f"2025-11-{day:02d}T03:00:00+00:00"
@@ -63,20 +82,12 @@ def _write_run(store: ArtifactStore, run_id: str, day: int, rmsle: float, promot
         if stage == "validate":
             manifest.update(success=True, evaluated=842, failed=0)
         store.commit_stage(run_id, stage, manifest)
-    report = store.stage_dir(run_id, "report")
-    store.write_text(f"{report}/report.html",
-                     f"<!doctype html><html><head><title>LTV report</title></head><body>"
-                     f"<h1>{REPORT_MARKER} <span id='run'>{run_id}</span></h1>"
-                     f"<svg width='40' height='10'><rect width='40' height='10'/></svg></body></html>")
-    store.write_json(f"{report}/metrics.json", {
-        "run_id": run_id, "logical_date": logical, "primary_metric": "rmsle",
-        "metrics": {"model": {"rmsle": rmsle, "gini": 0.4},
-                    "baselines": {"zero": {"rmsle": 0.91}, "mean_by_app": {"rmsle": 0.74}},
-                    "oracle": None, "champion": champion}})
-    store.write_json(f"{store.stage_dir(run_id, 'promote')}/decision.json", {
+    decision = {
         "run_id": run_id, "promoted": promoted, "reason": reason, "primary_metric": "rmsle",
         "candidate": {"rmsle": rmsle}, "champion_run_id": None if champion is None else CHAMPION_RUN,
-        "champion": champion, "tolerance": 0.01, "decided_at": f"2025-11-{day:02d}T03:59:00+00:00"})
+        "champion": champion, "tolerance": 0.01, "decided_at": f"2025-11-{day:02d}T03:59:00+00:00"}
+    store.write_json(f"{store.stage_dir(run_id, 'promote')}/decision.json", decision)
+    write_report(store, run_id, _report_inputs(run_id, logical, decision, champion, day))
     docs = f"{store.stage_dir(run_id, 'validate')}/data_docs"
     store.write_text(f"{docs}/index.html", "<html><head><link rel='stylesheet' "
                      "href='static/styles/docs.css'></head><body>Data docs</body></html>")
@@ -347,7 +358,8 @@ def test_nav_entry_and_app_registered(server: Server) -> None:
     assert status == 200 and "ltv_reports" not in body.decode(), body[:1000]
 
 
-def test_page_lists_runs_champion_and_rejection(server: Server, browser: Chromium) -> None:
+def test_page_lists_runs_champion_and_rejection(server: Server, browser: Chromium,
+                                                fixture_store: Path) -> None:
     dom = browser.open(server.base + "/ltv-reports/")
     page = _Rows()
     page.feed(dom)
@@ -357,7 +369,11 @@ def test_page_lists_runs_champion_and_rejection(server: Server, browser: Chromiu
     assert "champion" in page.rows[champion][0] and "current champion" in champ_text
     assert "promoted" in champ_text and CHAMPION_RUN in champ_text
     assert "rejected" in rej_text and REJECTION in rej_text and "champion" not in page.rows[rejected][0]
-    assert "rmsle 0.6521" in rej_text and "0.7400" in rej_text and "mean_by_app" in rej_text, rej_text
+    # the numbers come from the run's real report metrics.json: model, best baseline, champion
+    m = json.loads((fixture_store / "runs" / rejected / "report" / "metrics.json").read_text())["metrics"]
+    best = min(m["baselines"], key=lambda b: m["baselines"][b]["rmsle"])
+    assert f"{m['model']['rmsle']:.4f}" in rej_text and best in rej_text, rej_text
+    assert f"{m['baselines'][best]['rmsle']:.4f}" in rej_text and "0.6012" in rej_text, rej_text
     assert "passed" in rej_text and "2025-11-04 03:00 UTC" in rej_text
     for stage in STAGES:
         assert stage in rej_text
@@ -377,6 +393,9 @@ def test_report_link_serves_the_report(server: Server, browser: Chromium) -> Non
     report_url = urljoin(page_url, link["href"])
     dom = browser.open(report_url)  # the same session, through the same api-server
     assert REPORT_MARKER in dom and REJECTED_RUN in dom
+    # the plots (embedded PNGs) render in the browser: four or more images, all decoded
+    assert browser.eval("document.images.length") >= 4
+    assert browser.eval("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)") is True
     assert browser.eval("self.origin") == "null", "artefact HTML must run sandboxed (opaque origin)"
     status, headers, body = server.request(report_url[len(server.base):], server.token)
     assert status == 200 and headers["content-type"].startswith("text/html") and REPORT_MARKER.encode() in body

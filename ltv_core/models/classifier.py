@@ -9,7 +9,10 @@ to a balanced prior; and one validation set served every purpose in-sample. Here
 * the calibrator is chosen among isotonic / Platt / beta by **cross-fitted** Brier score on the
   validation window: two time-ordered halves, fit on one and score on the other, both ways, so the
   choice is not made in-sample; the chosen method is then refitted on the whole validation window;
-* the booster remembers its feature list and refuses a matrix with other columns.
+* the booster remembers its feature list and refuses a matrix with other columns;
+* optional seed bagging (``n_seeds`` > 1): that many boosters differing only in their random seed
+  (row/feature subsampling), each early-stopped on validation, their raw probabilities averaged
+  before prior correction and calibration. It lowers the variance of the score that ranks rows.
 
 The hurdle needs P(revenue > 0), so the label is ``revenue > 0`` of the primary horizon.
 """
@@ -131,20 +134,22 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, params: dict[str, Any] | None = None, num_boost_round: int = 3000,
                  early_stopping_rounds: int = 100, calibration_methods: Sequence[str] = ("isotonic", "platt", "beta"),
-                 calibration_folds: int = 2, random_state: int = 0) -> None:
+                 calibration_folds: int = 2, random_state: int = 0, n_seeds: int = 1) -> None:
         self.params = params
         self.num_boost_round = num_boost_round
         self.early_stopping_rounds = early_stopping_rounds
         self.calibration_methods = calibration_methods
         self.calibration_folds = calibration_folds
         self.random_state = random_state
+        self.n_seeds = n_seeds
 
-    def _booster_params(self) -> dict[str, Any]:
+    def _booster_params(self, seed: int | None = None) -> dict[str, Any]:
         bad = [k for k in CLASS_WEIGHT_PARAMS if k in (self.params or {})]
         if bad:
             raise ValueError(f"BuyerClassifier refuses class-weight params {bad}: probabilities must be fitted "
                              "at the true buyer rate (use resampling + prior correction instead)")
-        return lgb_params(self.params, self.random_state, objective="binary", metric="binary_logloss")
+        seed = self.random_state if seed is None else seed
+        return lgb_params(self.params, seed, objective="binary", metric="binary_logloss")
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, *, eval_set: tuple[pd.DataFrame, np.ndarray],
             sample_weight: np.ndarray | None = None, prior_factor: float = 1.0) -> BuyerClassifier:
@@ -153,9 +158,13 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
         X_val, y_val = eval_set
         X_val = self.schema_.check(X_val, "BuyerClassifier")
         y_val = self._label(y_val, len(X_val), "y_val")
-        self.booster_ = train_booster(self._booster_params(), X, y, weight=sample_weight, X_val=X_val, y_val=y_val,
-                                      num_boost_round=self.num_boost_round,
-                                      early_stopping_rounds=self.early_stopping_rounds)
+        if int(self.n_seeds) < 1:
+            raise ValueError(f"n_seeds must be >= 1, got {self.n_seeds}")
+        boosters = [train_booster(self._booster_params(self.random_state + 1000 * i), X, y, weight=sample_weight,
+                                  X_val=X_val, y_val=y_val, num_boost_round=self.num_boost_round,
+                                  early_stopping_rounds=self.early_stopping_rounds)
+                    for i in range(int(self.n_seeds))]
+        self.booster_, self.extra_boosters_ = boosters[0], boosters[1:]
         self.best_iteration_ = int(self.booster_.current_iteration())
         self.prior_factor_ = float(prior_factor)
         self.classes_ = np.array([0, 1])
@@ -200,7 +209,11 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Booster probability after the prior correction, before calibration."""
         X = self.schema_.check(X, "BuyerClassifier")
-        return prior_correct(self.booster_.predict(X), self.prior_factor_)
+        raw = self.booster_.predict(X)
+        extra = getattr(self, "extra_boosters_", [])
+        if extra:  # seed bag: mean probability of all boosters
+            raw = (raw + sum(b.predict(X) for b in extra)) / (1 + len(extra))
+        return prior_correct(raw, self.prior_factor_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = self.calibrator_.predict(self.predict_raw(X))
@@ -216,6 +229,7 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
     # --- persistence ---------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"params": self.get_params(), "schema": self.schema_.to_dict(), "booster": self.booster_.model_to_string(),
+                "extra_boosters": [b.model_to_string() for b in getattr(self, "extra_boosters_", [])],
                 "best_iteration": self.best_iteration_, "prior_factor": self.prior_factor_,
                 "calibrator": self.calibrator_.to_dict(), "calibration_method": self.calibration_method_,
                 "calibration_scores": self.calibration_scores_, "validation_metrics": self.validation_metrics_}
@@ -227,6 +241,7 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
         obj = cls(**params)
         obj.schema_ = FeatureSchema.from_dict(state["schema"])
         obj.booster_ = booster_from_string(state["booster"])
+        obj.extra_boosters_ = [booster_from_string(b) for b in state.get("extra_boosters", [])]
         obj.best_iteration_ = state["best_iteration"]
         obj.prior_factor_ = state["prior_factor"]
         obj.classes_ = np.array([0, 1])

@@ -15,6 +15,12 @@ quantile(0.65) LightGBM on a 96.5%-zero target (whose conditional 65th percentil
   chosen on the last OOF block, so the validation window stays untouched for the stack-vs-hurdle
   decision made by ``training.fit_stacker``.
 
+* optionally a **value head** (``fit_value``): a second small monotone LightGBM on the same OOF
+  meta-features, Tweedie objective on *revenue* (log link), i.e. E[y | meta-features], the
+  quantity a bidder ranks by. ``training.fit_stacker`` keeps it only if it beats the hurdle's
+  value column in normalized Gini on validation (a decision independent of the point stacker's:
+  ``use_point`` says whether the point meta-learner replaces the hurdle's log1p level).
+
 On validation/holdout/scoring rows the meta-features come from the full-window models.
 """
 
@@ -81,6 +87,9 @@ class Stacker:
         self.meta_params = meta_params
         self.ridge = ridge
         self.random_state = random_state
+        self.use_point = True
+        self.value_booster_: Any = None
+        self.value_params_: dict[str, Any] | None = None
 
     # --- OOF base predictions -----------------------------------------------------------------
     def _fold_params(self, objective: str, seed: int, **extra: Any) -> dict[str, Any]:
@@ -151,6 +160,34 @@ class Stacker:
         self.coef_ = None
         return self
 
+    def fit_value(self, oof: dict[str, np.ndarray], y: np.ndarray, variance_power: float = 1.5,
+                  value_params: dict[str, Any] | None = None) -> Stacker:
+        """Value head: E[y | meta-features] by a monotone Tweedie LightGBM on the OOF meta-features
+        (revenue scale), trees chosen on the last OOF block (validation stays untouched)."""
+        F = meta_frame(oof, self.learners)
+        self.meta_schema_ = FeatureSchema.from_frame(F)
+        t = np.asarray(y, dtype=np.float64)
+        self.value_params_ = {"learning_rate": 0.03, "num_leaves": 7, "min_data_in_leaf": 500,
+                              "feature_fraction": 1.0, "bagging_fraction": 0.8, "lambda_l2": 10.0,
+                              **(value_params or {})}
+        params = lgb_params(self.value_params_, self.random_state + 8, objective="tweedie",
+                            tweedie_variance_power=float(variance_power), metric="tweedie",
+                            monotone_constraints=[1] * F.shape[1])
+        blocks = time_blocks(len(F), self.n_folds)
+        last, first = blocks[-1], np.concatenate(blocks[:-1])
+        probe = train_booster(params, F.iloc[first], t[first], X_val=F.iloc[last], y_val=t[last],
+                              num_boost_round=3000, early_stopping_rounds=100)
+        self.value_rounds_ = int(probe.current_iteration())
+        self.value_booster_ = train_booster(params, F, t, num_boost_round=self.value_rounds_)
+        return self
+
+    def predict_value(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """E[y_primary | meta-features] (revenue scale) from the value head."""
+        if self.value_booster_ is None:
+            raise ValueError("Stacker has no value head (fit_value was not called)")
+        F = self.meta_schema_.check(meta_frame(parts, self.learners), "Stacker")
+        return np.maximum(self.value_booster_.predict(F), 0.0)
+
     def predict_log1p(self, parts: dict[str, np.ndarray]) -> np.ndarray:
         """E[log1p y | meta-features] (clipped >= 0) from base predictions of full-window models."""
         F = self.meta_schema_.check(meta_frame(parts, self.learners), "Stacker")
@@ -166,7 +203,9 @@ class Stacker:
                 "meta_params": self.meta_params, "ridge": self.ridge, "random_state": self.random_state,
                 "meta_schema": self.meta_schema_.to_dict(), "coef": self.coef_,
                 "meta_booster": None if self.meta_booster_ is None else self.meta_booster_.model_to_string(),
-                "meta_rounds": getattr(self, "meta_rounds_", None)}
+                "meta_rounds": getattr(self, "meta_rounds_", None), "use_point": self.use_point,
+                "value_booster": None if self.value_booster_ is None else self.value_booster_.model_to_string(),
+                "value_rounds": getattr(self, "value_rounds_", None), "value_params": self.value_params_}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Stacker:
@@ -177,4 +216,9 @@ class Stacker:
         obj.meta_booster_ = None if s["meta_booster"] is None else booster_from_string(s["meta_booster"])
         if s.get("meta_rounds") is not None:
             obj.meta_rounds_ = s["meta_rounds"]
+        obj.use_point = bool(s.get("use_point", True))
+        obj.value_booster_ = None if s.get("value_booster") is None else booster_from_string(s["value_booster"])
+        obj.value_params_ = s.get("value_params")
+        if s.get("value_rounds") is not None:
+            obj.value_rounds_ = s["value_rounds"]
         return obj

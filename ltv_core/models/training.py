@@ -17,7 +17,9 @@ Outputs per row (``FittedStack.predict``), for each horizon h of the spec:
   primary horizon), where the hurdle part is E[log1p y | x] = p * E[log1p y | buyer, x] + (1-p) * L_h
 * ``value_<h>``: the expected revenue E[y_h | x] = p * E[y_h | buyer, x] + (1-p) * Lv_h, with the
   buyers' mean from Duan smearing (NOT p * expm1(pred), which is biased low by Jensen's inequality).
-  This is the column to bid, rank and sum with.
+  This is the column to bid, rank and sum with. When the stacker's value head (a Tweedie
+  meta-learner on the OOF meta-features, ``Stacker.fit_value``) beats this hurdle value in
+  validation Gini, it replaces the primary level (longer horizons keep their hurdle distance).
 * ``p_buyer``: calibrated P(revenue_primary > 0 | x)
 
 L_h / Lv_h are the training means of log1p(y_h) / y_h over rows that did not buy by the primary
@@ -84,6 +86,7 @@ class ClassifierConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     calibration_methods: list[str] = Field(default_factory=lambda: ["isotonic", "platt", "beta"])
     calibration_folds: int = Field(default=2, ge=2)
+    n_seeds: int = Field(default=1, ge=1)
 
 
 class RegressorConfig(_Strict):
@@ -101,6 +104,10 @@ class StackerConfig(_Strict):
     n_folds: int = Field(default=3, ge=2)
     meta: Literal["lgbm", "linear"] = "lgbm"
     min_gain: float = 0.0
+    value_head: bool = True
+    value_min_gain: float = 0.0
+    value_variance_power: float = Field(default=1.5, gt=1.0, lt=2.0)
+    value_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class GateConfig(_Strict):
@@ -253,7 +260,8 @@ def train_classifier(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: p
     clf = BuyerClassifier(params=config.lgb(config.classifier.params), num_boost_round=config.num_boost_round,
                           early_stopping_rounds=config.early_stopping_rounds,
                           calibration_methods=tuple(config.classifier.calibration_methods),
-                          calibration_folds=config.classifier.calibration_folds, random_state=config.seed)
+                          calibration_folds=config.classifier.calibration_folds, random_state=config.seed,
+                          n_seeds=config.classifier.n_seeds)
     idx = plan.indices
     clf.fit(_take(X_train, idx), b if idx is None else b[idx], eval_set=(X_val, b_val),
             sample_weight=plan.weights, prior_factor=plan.prior_factor)
@@ -327,19 +335,38 @@ class FittedStack:
         """E[log1p y_h | x] of the hurdle, every horizon (monotone: p fixed, M and L monotone)."""
         return p[:, None] * m_log1p + (1 - p[:, None]) * np.asarray(self.late_log1p)[None, :]
 
-    def stacked_primary(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
+    def meta_parts(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Base predictions of the full-window models, as the stacker's meta-features expect."""
         parts = {"p": comp["p_raw"], "m": comp["m_log1p"][:, self.k]}
         if "direct_log1p" in self.base_models:
             parts["direct"] = self.base_models["direct_log1p"].predict_raw(X)
         if "tweedie" in self.base_models:
             parts["tweedie"] = self.base_models["tweedie"].predict_raw(X)
-        return self.stacker.predict_log1p(parts)
+        return parts
+
+    def stacked_primary(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
+        return self.stacker.predict_log1p(self.meta_parts(X, comp))
+
+    @property
+    def has_value_head(self) -> bool:
+        return self.stacker is not None and getattr(self.stacker, "value_booster_", None) is not None
+
+    def value_matrix(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
+        """E[y_h | x] per horizon: the hurdle's p*E[y|buyer] + (1-p)*Lv, with the primary level
+        replaced by the stacker's value head when it was chosen (other horizons keep their hurdle
+        distance to the primary, clipped >= 0: still monotone)."""
+        p = comp["p"][:, None]
+        V = p * comp["m_mean"] + (1 - p) * np.asarray(self.late_mean)[None, :]
+        if not self.has_value_head:
+            return V
+        v = self.stacker.predict_value(self.meta_parts(X, comp))
+        return np.maximum(V - V[:, [self.k]] + v[:, None], 0.0)
 
     def point_log1p(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
         """Ungated E[log1p y_h | x]: hurdle, with the primary level replaced by the stacker when it
         was chosen (other horizons keep their hurdle distance to the primary: still monotone)."""
         H = self.hurdle_log1p(comp["p"], comp["m_log1p"])
-        if self.stacker is None:
+        if self.stacker is None or not getattr(self.stacker, "use_point", True):
             return H
         s = self.stacked_primary(X, comp)
         return np.maximum(H - H[:, [self.k]] + s[:, None], 0.0)
@@ -352,8 +379,7 @@ class FittedStack:
         P[:, self.k] = gated
         P[:, self.k + 1:] = np.maximum(P[:, self.k + 1:], gated[:, None])  # keep the order after gating
         P[:, :self.k] = np.minimum(P[:, :self.k], gated[:, None])
-        p = comp["p"][:, None]
-        V = p * comp["m_mean"] + (1 - p) * np.asarray(self.late_mean)[None, :]
+        V = self.value_matrix(X, comp)
         out = {"p_buyer": comp["p"]}
         for j, h in enumerate(self.horizons):
             out[f"pred_{h}"] = P[:, j]
@@ -423,6 +449,11 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
                 base_models: dict[str, Baseline] | None = None) -> tuple[FittedStack, dict[str, Any]]:
     """OOF stacker vs the plain hurdle on validation; keeps the better one (decision recorded).
 
+    Two separate decisions on validation: the point meta-learner (``chosen``: by RMSLE) and the
+    value head (``value``: by normalized Gini of value_<primary> against the hurdle value with
+    cross-fitted calibration). The stacker is kept when either wins; ``Stacker.use_point`` and
+    its value booster record which part is used.
+
     ``base_models`` may pass already-fitted full-window LightGBM baselines ('lgbm_log1p',
     'lgbm_tweedie', fitted on the same windows) so they are not fitted twice.
     """
@@ -457,7 +488,21 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
                  "hurdle_val_gini": metrics.normalized_gini(y_val, hurdle_val)})
     keep = info["stacker_val_rmsle"] < info["hurdle_val_rmsle"] - sc.min_gain
     info["chosen"] = "stacker" if keep else "hurdle"
-    chosen = candidate if keep else stack
+    keep_value = False
+    if sc.value_head:
+        t1 = time.perf_counter()
+        stacker.fit_value(oof, y, variance_power=sc.value_variance_power, value_params=sc.value_params or None)
+        head_val = stacker.predict_value(candidate.meta_parts(X_val, comp_val))
+        hurdle_value_val = p_cf * comp_val["m_mean"][:, k] + (1 - p_cf) * stack.late_mean[k]
+        info.update({"value_head_val_gini": metrics.normalized_gini(y_val, head_val),
+                     "hurdle_value_val_gini": metrics.normalized_gini(y_val, hurdle_value_val),
+                     "value_rounds": stacker.value_rounds_, "value_seconds": round(time.perf_counter() - t1, 2)})
+        keep_value = info["value_head_val_gini"] > info["hurdle_value_val_gini"] + sc.value_min_gain
+    info["value"] = "value_head" if keep_value else "hurdle"
+    if not keep_value:
+        stacker.value_booster_ = None
+    stacker.use_point = keep
+    chosen = candidate if keep or keep_value else stack
     chosen.decisions["stacker"] = info
     return chosen, info
 

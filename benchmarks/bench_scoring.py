@@ -1,0 +1,457 @@
+"""Benchmark of the score stage: throughput and peak memory vs bare LightGBM predict.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --rows 10000000
+
+1. Trains once (cached under ``--cache-dir``, default ``.bench/scoring``, keyed by the training
+   arguments) a stack on a small synthetic set: ``generate_dataset`` then ``runner.run_all`` up to
+   ``optimize_gate`` with explicit windows (logical date 2025-10-31, data from 2025-10-01).
+2. Generates (once, cached, keyed by ``--rows``) about ``--rows`` unlabelled test rows in hourly
+   partitions of ``--rows-per-partition`` rows (two generator processes), and stages them with
+   the real ``runner.ingest`` of a second run whose explicit scoring window covers them all.
+3. Scores: ``ltv_core.scoring.run_score_stage(store, <scoring run>, spec, model_run_id=<trained
+   run>)`` in a fresh spawned process that does nothing else, so the peak RSS (sampled every 20 ms,
+   and the kernel's ru_maxrss) is the scoring's own. Every row is read, transformed with the run's
+   feature state, predicted by every model of the stack and written. The stage's functions are
+   wrapped with timers (one perf_counter pair per partition and step) to split the time into
+   read / transform / frame / predict (of which LightGBM) / write / other; the RSS after each
+   partition shows whether memory grows with the number of partitions.
+4. Bare predict (after the stage, so under whatever load then runs; ``slowdown_vs_lgbm_in_stage``
+   is the load-independent ratio: stage time over the time spent inside LightGBM during the stage):
+   the feature matrices of the first partitions (``--bare-rows`` rows, built once
+   with ``Scorer.features``, per partition like the stage) are predicted with
+   ``FittedStack.predict`` while ``lightgbm.Booster.predict`` is timed: the time inside LightGBM
+   is ``bare_predict`` (exactly the booster calls the stack makes, on the DataFrame it passes).
+   The same calls are replayed with the matrix converted to a float64 numpy array once
+   (``bare_predict_numpy``: tree traversal only, no pandas conversion). Best of two passes.
+
+Progress goes to stderr; the last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SPEC_PATH = "config/datasets/smadex_d7.yaml"
+LOGICAL_DATE = "2025-10-31T00:00:00+00:00"
+DATA_START = "2025-10-01"
+SCORE_START = datetime(2025, 10, 8, tzinfo=timezone.utc)  # after the training data, as in the real set
+TRAIN_RUN = "bench_train"
+
+
+def log(msg: str) -> None:
+    print(f"[bench_scoring {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- memory sampling ---------------------------------------------------------------------------------
+class RssSampler:
+    """Max RSS of this process (and its children), sampled in a background thread."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._proc = psutil.Process()
+
+    def rss(self) -> int:
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.peak = self.rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+def _mb(n: float) -> float:
+    return round(n / 2**20, 1)
+
+
+# --- 1. the trained model ------------------------------------------------------------------------------
+def train_windows(train_hours: int) -> dict[str, str]:
+    """Explicit labelled windows over ``train_hours`` of data: 1/2 training, 1/4 validation, 1/4 holdout."""
+    start = datetime.fromisoformat(f"{DATA_START}T00:00")
+    a, b = train_hours // 2, train_hours * 3 // 4
+    at = lambda h: (start + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M")  # noqa: E731
+    return {"train_start": at(0), "train_end": at(a), "validation_start": at(a), "validation_end": at(b),
+            "holdout_start": at(b), "holdout_end": at(train_hours)}
+
+
+def quick_configs(cache: Path) -> dict[str, str]:
+    """--quick (smoke test only): Dask threads instead of worker processes for the setup stages and
+    a 20-round models config, so that a tiny run finishes in about a minute."""
+    import yaml
+
+    pipe = yaml.safe_load((ROOT / "config/pipeline.yaml").read_text())
+    pipe["dask"].update({"processes": False, "n_workers": 1, "threads_per_worker": 2})
+    models = yaml.safe_load((ROOT / "config/models.yaml").read_text())
+    models.update({"num_boost_round": 20, "early_stopping_rounds": 5})
+    models["baselines"]["names"] = ["zero", "lgbm_log1p"]
+    (cache / "quick-pipeline.yaml").write_text(yaml.safe_dump(pipe))
+    (cache / "quick-models.yaml").write_text(yaml.safe_dump(models))
+    return {"config": str(cache / "quick-pipeline.yaml"), "models_config": str(cache / "quick-models.yaml")}
+
+
+def ensure_model(cache: Path, seed: int, rpp: int, hours: int, extra: dict[str, str]
+                 ) -> tuple[Path, Path, dict[str, str]]:
+    """(train data root, store root, windows) of the trained run, trained once per argument set.
+    Stages: ingest, build_features and the training stages (validate, evaluate and promote decide
+    nothing the score stage uses: it is given the trained run's id)."""
+    from ltv_core import runner
+    from ltv_core.store import ArtifactStore
+
+    base = cache / f"train-s{seed}-r{rpp}-h{hours}{'-quick' if extra else ''}"
+    data, store_root = base / "data", base / "store"
+    windows = train_windows(hours)
+    marker = base / "trained.json"
+    if marker.exists():
+        return data, store_root, windows
+    if base.exists():
+        shutil.rmtree(base)
+    from ltv_core.synthetic import generate_dataset
+
+    t0 = time.perf_counter()
+    log(f"generating the training set: {hours} h x ~{rpp} rows under {data}")
+    generate_dataset(data, seed=seed, rows_per_partition=rpp, start=DATA_START, train_hours=hours, test_hours=2)
+    log(f"training run {TRAIN_RUN} (ingest, build_features, training stages) in store {store_root}")
+    params = {"data_root": str(data), "store_root": str(store_root), **windows, **extra}
+    for stage in (runner.ingest, runner.build_features, runner.train):
+        stage(TRAIN_RUN, LOGICAL_DATE, params)
+    m = ArtifactStore(str(store_root)).read_manifest(TRAIN_RUN, "ingest")
+    info = {"seconds": round(time.perf_counter() - t0, 1), "rows": {s: o["rows"] for s, o in m["outputs"].items()}}
+    marker.write_text(json.dumps(info))
+    log(f"trained in {info['seconds']}s: {info['rows']}")
+    return data, store_root, windows
+
+
+# --- 2. the rows to score ----------------------------------------------------------------------------------
+def score_hours(rows: int, rpp: int) -> int:
+    """Hourly partitions needed for >= rows (partitions vary +-30% with the hour of day)."""
+    from ltv_core.synthetic import KNOB_DEFAULTS, partition_rows
+
+    hours, total = 0, 0
+    while total < rows:
+        total += partition_rows(rpp, SCORE_START + timedelta(hours=hours), KNOB_DEFAULTS["diurnal_amplitude"])
+        hours += 1
+    return hours
+
+
+def _generate_test(out: str, seed: int, rpp: int, start: str, hours: int) -> None:
+    from ltv_core.synthetic import generate_dataset
+
+    generate_dataset(out, seed=seed, rows_per_partition=rpp, start=start, train_hours=0, test_hours=hours)
+
+
+def ensure_score_data(cache: Path, train_data: Path, seed: int, rows: int, rpp: int, procs: int) -> tuple[Path, int]:
+    """A data root whose test root holds the rows to score (its train root is the training set's)."""
+    hours = score_hours(rows, rpp)
+    base = cache / f"score-s{seed}-n{rows}-r{rpp}"
+    data = base / "data"
+    marker = base / "generated.json"
+    if marker.exists():
+        return data, hours
+    if base.exists():
+        shutil.rmtree(base)
+    (data / "test/test").mkdir(parents=True)
+    (data / "train").mkdir()
+    os.symlink((train_data / "train/train").resolve(), data / "train/train")
+    t0 = time.perf_counter()
+    log(f"generating {hours} test partitions of ~{rpp} rows (>= {rows} rows) in {procs} processes")
+    ctx = mp.get_context("spawn")
+    jobs, per = [], math.ceil(hours / procs)
+    for i in range(procs):
+        first, n = i * per, min(per, hours - i * per)
+        if n <= 0:
+            continue
+        start = (SCORE_START + timedelta(hours=first)).strftime("%Y-%m-%dT%H")
+        p = ctx.Process(target=_generate_test, args=(str(base / f"gen-{i}"), seed, rpp, start, n))
+        p.start()
+        jobs.append((p, base / f"gen-{i}"))
+    for p, _ in jobs:
+        p.join()
+        if p.exitcode != 0:
+            raise SystemExit(f"test data generation failed with exit code {p.exitcode}")
+    for _, gen in jobs:  # one test root: move the partition folders together
+        for part in (gen / "test/test").iterdir():
+            part.rename(data / "test/test" / part.name)
+        shutil.rmtree(gen)
+    seconds = round(time.perf_counter() - t0, 1)
+    marker.write_text(json.dumps({"hours": hours, "rows_per_partition": rpp, "seconds": seconds}))
+    log(f"generated in {seconds}s")
+    return data, hours
+
+
+def ensure_staged(store_root: Path, data: Path, windows: dict[str, str], run_id: str, hours: int,
+                  extra: dict[str, str]) -> dict[str, Any]:
+    """The scoring run's ingest (the real stage, on Dask): stages every test partition."""
+    from ltv_core import runner
+    from ltv_core.store import ArtifactStore
+
+    store = ArtifactStore(str(store_root))
+    end = SCORE_START + timedelta(hours=hours)
+    if store.is_committed(run_id, "ingest"):
+        m = store.read_manifest(run_id, "ingest")
+        if m["outputs"].get("scoring", {}).get("window", [None, None])[1] == end.isoformat():
+            return {"seconds": None, "rows": m["outputs"]["scoring"]["rows"]}
+    t0 = time.perf_counter()
+    log(f"ingest of run {run_id}: scoring window {SCORE_START.isoformat()} .. {end.isoformat()}")
+    params = {"data_root": str(data), "store_root": str(store_root), **windows, **extra,
+              "scoring_start": SCORE_START.strftime("%Y-%m-%dT%H:%M"), "scoring_end": end.strftime("%Y-%m-%dT%H:%M")}
+    out = runner.ingest(run_id, LOGICAL_DATE, params)
+    seconds = round(time.perf_counter() - t0, 1)
+    log(f"staged in {seconds}s: {out['rows']}")
+    return {"seconds": seconds, "rows": out["rows"]["scoring"]}
+
+
+# --- 3. the score stage, in a process of its own ------------------------------------------------------------
+def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str) -> None:
+    import lightgbm as lgb
+
+    from ltv_core import scoring
+    from ltv_core.features.builder import FeatureBuilder
+    from ltv_core.models.training import FittedStack
+    from ltv_core.spec import load_spec
+    from ltv_core.store import ArtifactStore
+
+    spec = load_spec(ROOT / SPEC_PATH)
+    store = ArtifactStore(store_root)
+    secs: dict[str, float] = {k: 0.0 for k in ("load", "read", "transform", "frame", "predict", "lgbm", "write")}
+    proc = psutil.Process()
+    rss_after: list[float] = []
+
+    def timed(key: str, fn: Any, after: Any = None) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                secs[key] += time.perf_counter() - t0
+                if after is not None:
+                    after()
+        return wrapper
+
+    # Timers around the functions the stage calls (the stage's own code is untouched).
+    scoring.Scorer.load = classmethod(timed("load", scoring.Scorer.load.__func__))
+    ArtifactStore.read_parquet = timed("read", ArtifactStore.read_parquet)
+    FeatureBuilder.transform = timed("transform", FeatureBuilder.transform)
+    scoring.feature_frame = timed("frame", scoring.feature_frame)
+    FittedStack.predict = timed("predict", FittedStack.predict)
+    lgb.Booster.predict = timed("lgbm", lgb.Booster.predict)
+    ArtifactStore.write_parquet = timed("write", ArtifactStore.write_parquet,
+                                        after=lambda: rss_after.append(proc.memory_info().rss))
+    rss_start = proc.memory_info().rss
+    with RssSampler() as sampler:
+        t0 = time.perf_counter()
+        out = scoring.run_score_stage(store, run_id, spec, model_run_id)
+        seconds = time.perf_counter() - t0
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(out_json).write_text(json.dumps({
+        "result": out, "seconds": seconds, "secs": secs, "rss_start": rss_start, "rss_after": rss_after,
+        "peak_sampled": sampler.peak, "ru_maxrss": maxrss_kb * 1024}))
+
+
+def run_scoring(store_root: Path, run_id: str, work: Path) -> dict[str, Any]:
+    out_json = work / "score-child.json"
+    out_json.unlink(missing_ok=True)
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=_score_child, args=(str(store_root), run_id, TRAIN_RUN, str(out_json)))
+    p.start()
+    p.join()
+    if p.exitcode != 0 or not out_json.exists():
+        raise SystemExit(f"scoring process failed with exit code {p.exitcode}")
+    return json.loads(out_json.read_text())
+
+
+# --- 4. bare LightGBM predict on the same feature matrices -------------------------------------------------
+def to_numpy(X: Any) -> Any:
+    """The float64 matrix LightGBM builds from the frame: category codes, -1 -> NaN."""
+    import numpy as np
+    import pandas as pd
+
+    cols = []
+    for c in X.columns:
+        s = X[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy().astype(np.float64)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+        else:
+            cols.append(s.to_numpy(dtype=np.float64, na_value=np.nan))
+    return np.column_stack(cols)
+
+
+def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any]:
+    import lightgbm as lgb
+    import numpy as np
+
+    from ltv_core.scoring import Scorer, _partitions
+    from ltv_core.spec import load_spec
+    from ltv_core.store import ArtifactStore
+
+    store = ArtifactStore(str(store_root))
+    scorer = Scorer.load(store, TRAIN_RUN, load_spec(ROOT / SPEC_PATH))
+    frames = []
+    for f in _partitions(store, run_id, "scoring"):
+        frames.append(scorer.features(store.read_parquet(f["path"])))
+        if sum(len(x) for x in frames) >= bare_rows:
+            break
+    rows = sum(len(x) for x in frames)
+    log(f"bare predict on {rows} rows ({len(frames)} partitions, {frames[0].shape[1]} features)")
+
+    calls: list[tuple[Any, Any, float]] = []
+    orig = lgb.Booster.predict
+
+    def recording(self: Any, data: Any, *a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        out = orig(self, data, *a, **kw)
+        calls.append((self, data, time.perf_counter() - t0))
+        return out
+
+    lgb.Booster.predict = recording
+    try:
+        passes = []
+        for _ in range(2):
+            calls.clear()
+            t0 = time.perf_counter()
+            for X in frames:
+                scorer.stack.predict(X)
+            passes.append((time.perf_counter() - t0, sum(c[2] for c in calls), list(calls)))
+    finally:
+        lgb.Booster.predict = orig
+    stack_s, lgbm_s, last_calls = min(passes, key=lambda p: p[1])
+    # Replay the same booster calls with the feature matrix converted to numpy once per partition.
+    by_frame = {id(X): X for X in frames}
+    numpy_of = {id(X): to_numpy(X) for X in frames}
+    np_times, max_diff = [], 0.0
+    for _ in range(2):
+        t = 0.0
+        for booster, data, _ in last_calls:
+            arg = numpy_of.get(id(data), data)
+            t0 = time.perf_counter()
+            p = orig(booster, arg)
+            t += time.perf_counter() - t0
+            if id(data) in by_frame:
+                max_diff = max(max_diff, float(np.max(np.abs(p - orig(booster, data)))))
+        np_times.append(t)
+    boosters = {id(b): b for b, _, _ in last_calls}
+    per_frame = len(last_calls) // len(frames)
+    trees = sorted((b.num_trees() for b in boosters.values()), reverse=True)
+    return {"rows": rows, "partitions": len(frames), "features": int(frames[0].shape[1]),
+            "stack_s": stack_s, "lgbm_s": lgbm_s, "numpy_s": min(np_times), "numpy_max_abs_diff": max_diff,
+            "booster_calls_per_partition": per_frame, "distinct_boosters": len(boosters), "trees": trees}
+
+
+# --- main ------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="rows to score (at least; whole partitions)")
+    ap.add_argument("--rows-per-partition", type=int, default=None,
+                    help="rows per hourly partition to score (default min(50000, rows/4))")
+    ap.add_argument("--cache-dir", default=str(ROOT / ".bench/scoring"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--train-rows-per-partition", type=int, default=2500)
+    ap.add_argument("--train-hours", type=int, default=48, help="hours of labelled data for the model")
+    ap.add_argument("--bare-rows", type=int, default=200_000, help="rows of the bare-predict comparison")
+    ap.add_argument("--gen-procs", type=int, default=2)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test only: threaded Dask for the setup and a 20-round model (not for numbers)")
+    args = ap.parse_args(argv)
+    rpp = args.rows_per_partition or max(1, min(50_000, args.rows // 4))
+    cache = Path(args.cache_dir).resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+
+    extra = quick_configs(cache) if args.quick else {}
+    train_data, store_root, windows = ensure_model(cache, args.seed, args.train_rows_per_partition, args.train_hours,
+                                                   extra)
+    data, hours = ensure_score_data(cache, train_data, args.seed, args.rows, rpp, args.gen_procs)
+    run_id = f"bench_score_s{args.seed}_n{args.rows}_r{rpp}"
+    staged = ensure_staged(store_root, data, windows, run_id, hours, extra)
+
+    load0 = os.getloadavg()[0]
+    log(f"scoring {staged['rows']} rows in {hours} partitions (fresh process) ...")
+    sc = run_scoring(store_root, run_id, cache)
+    load1 = os.getloadavg()[0]
+    rows, seconds, secs = sc["result"]["rows"], sc["seconds"], sc["secs"]
+    log(f"scored {rows} rows in {seconds:.1f}s; breakdown {({k: round(v, 1) for k, v in secs.items()})}")
+    bare = bare_predict(store_root, run_id, args.bare_rows)
+
+    rows_per_s = rows / seconds
+    bare_rps = bare["rows"] / bare["lgbm_s"]
+    other = seconds - sum(secs[k] for k in ("load", "read", "transform", "frame", "predict", "write"))
+    rss = sc["rss_after"]
+    tenth = max(1, len(rss) // 10)
+    result = {
+        "rows": rows,
+        "partitions": sc["result"]["partitions"],
+        "rows_per_partition": rpp,
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(rows_per_s),
+        "bare_predict_rows_per_s": round(bare_rps),
+        "bare_predict_numpy_rows_per_s": round(bare["rows"] / bare["numpy_s"]),
+        "stack_predict_rows_per_s": round(bare["rows"] / bare["stack_s"]),
+        "slowdown_vs_bare_predict": round(bare_rps / rows_per_s, 2),
+        # Same process, same time, same load: the stage's time over the time spent inside
+        # lightgbm.Booster.predict during it (the bare numbers above are taken after the stage and
+        # move with the machine's load; this ratio does not).
+        "lgbm_in_stage_rows_per_s": round(rows / secs["lgbm"]) if secs["lgbm"] > 0 else None,
+        "slowdown_vs_lgbm_in_stage": round(seconds / secs["lgbm"], 2) if secs["lgbm"] > 0 else None,
+        "target_slowdown": 1.5,
+        "peak_rss_mb": _mb(max(sc["peak_sampled"], sc["ru_maxrss"])),
+        "peak_rss_sampled_mb": _mb(sc["peak_sampled"]),
+        "rss_mb_start": _mb(sc["rss_start"]),
+        "rss_mb_after_first_10pct": _mb(max(rss[:tenth])) if rss else None,
+        "rss_mb_after_last_10pct": _mb(max(rss[-tenth:])) if rss else None,
+        "seconds_breakdown": {"load_models": round(secs["load"], 2), "read": round(secs["read"], 1),
+                              "transform": round(secs["transform"], 1), "frame": round(secs["frame"], 1),
+                              "predict": round(secs["predict"], 1), "predict_lgbm": round(secs["lgbm"], 1),
+                              "write": round(secs["write"], 1), "other": round(other, 1)},
+        "bare": {"rows": bare["rows"], "partitions": bare["partitions"], "features": bare["features"],
+                 "booster_calls_per_partition": bare["booster_calls_per_partition"],
+                 "distinct_boosters": bare["distinct_boosters"], "trees": bare["trees"],
+                 "numpy_max_abs_diff": bare["numpy_max_abs_diff"]},
+        "staging": staged,
+        "quick": args.quick,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": [round(load0, 2), round(load1, 2)],
+        "total_seconds": round(time.perf_counter() - t_all, 1),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
