@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
-from ltv_core.features.stage import category_labels, load_feature_state
+from ltv_core.features.stage import feature_frame, load_feature_state
 from ltv_core.features.state import FeatureState
 from ltv_core.ingest import STAGE as INGEST_STAGE
 from ltv_core.models.training import FittedStack
@@ -36,16 +36,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "score"
 MODEL_RUN_COLUMN = "model_run_id"
-
-
-def feature_frame(table: pa.Table, state: FeatureState) -> pd.DataFrame:
-    """The model matrix of a feature table: the state's feature order, categoricals as ``category``
-    with the FULL fitted category list (same value -> same code in every split), -1 codes -> NaN."""
-    x = table.select(state.feature_names).to_pandas()
-    for name in state.categorical_features:
-        cats = category_labels(state.vocabularies.get(name, []))
-        x[name] = pd.Categorical.from_codes(x[name].to_numpy(), categories=cats)
-    return x
 
 
 @dataclass
@@ -135,4 +125,4 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
             "submission_csv": store.uri(csv_path) if submission_csv else None}
 
 
-__all__ = ["MODEL_RUN_COLUMN", "STAGE", "Scorer", "feature_frame", "run_score_stage", "stream_predictions"]
+__all__ = ["MODEL_RUN_COLUMN", "STAGE", "Scorer", "run_score_stage", "stream_predictions"]

@@ -171,6 +171,16 @@ def category_labels(vocab: list[str]) -> list[str]:
     return [*vocab, other]
 
 
+def feature_frame(table: pa.Table, state: FeatureState) -> pd.DataFrame:
+    """The model matrix of a feature table: the state's feature order, categoricals as ``category``
+    with the FULL fitted category list (same value -> same code in every split), -1 codes -> NaN."""
+    x = table.select(state.feature_names).to_pandas()
+    for name in state.categorical_features:
+        cats = category_labels(state.vocabularies.get(name, []))
+        x[name] = pd.Categorical.from_codes(x[name].to_numpy(), categories=cats)
+    return x
+
+
 def load_feature_matrix(store: ArtifactStore, run_id: str, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(X, meta) of a split: X in the state's feature order, categoricals as ``category`` dtype.
 
@@ -187,14 +197,9 @@ def load_feature_matrix(store: ArtifactStore, run_id: str, split: str) -> tuple[
     table = pa.concat_tables(tables) if tables else None
     if table is None:
         raise DataError(f"run {run_id!r}: split {split!r} has no feature files")
-    x = table.select(state.feature_names).to_pandas()
-    for name in state.categorical_features:
-        cats = category_labels(state.vocabularies.get(name, []))
-        x[name] = pd.Categorical.from_codes(x[name].to_numpy(), categories=cats)
     meta_cols = [c for c in table.column_names if c not in set(state.feature_names)]
-    meta = table.select(meta_cols).to_pandas()
-    return x, meta
+    return feature_frame(table, state), table.select(meta_cols).to_pandas()
 
 
-__all__ = ["STAGE", "fit_partition", "load_feature_matrix", "load_feature_state", "run_features_stage",
+__all__ = ["STAGE", "feature_frame", "fit_partition", "load_feature_matrix", "load_feature_state", "run_features_stage",
            "transform_file"]

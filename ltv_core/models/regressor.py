@@ -153,15 +153,21 @@ class MultiHorizonRegressor(RegressorMixin, BaseEstimator):
 
     def predict_log1p(self, X: pd.DataFrame) -> np.ndarray:
         """E[log1p y_h | buyer, x] per horizon (monotone per row)."""
-        P = self.predict(X)
+        return self.log1p_from_scale(self.predict(X))
+
+    def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
+        """E[y_h | buyer, x] per horizon (smearing-corrected, monotone per row)."""
+        return self.mean_from_scale(self.predict(X))
+
+    def log1p_from_scale(self, P: np.ndarray) -> np.ndarray:
+        """``predict_log1p`` from an already computed ``predict`` (one pass over the boosters)."""
         if self.log_scale:
             return P
         L = np.maximum(np.log1p(P * np.asarray(self.smearing_)) - np.asarray(self.log_shift_), 0.0)
         return np.maximum.accumulate(L, axis=1)
 
-    def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
-        """E[y_h | buyer, x] per horizon (smearing-corrected, monotone per row)."""
-        P = self.predict(X)
+    def mean_from_scale(self, P: np.ndarray) -> np.ndarray:
+        """``predict_mean`` from an already computed ``predict``."""
         if self.log_scale:
             M = np.maximum(np.asarray(self.smearing_) * np.exp(P) - 1.0, 0.0)
         else:

@@ -328,8 +328,9 @@ class FittedStack:
     def components(self, X: pd.DataFrame, p_raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-row pieces: raw and calibrated p, buyers' E[log1p y] and E[y] per horizon."""
         raw = self.classifier.predict_raw(X) if p_raw is None else p_raw
+        P = self.regressor.predict(X)  # every head once; both scales derive from it
         return {"p_raw": raw, "p": self.classifier.calibrator_.predict(raw),
-                "m_log1p": self.regressor.predict_log1p(X), "m_mean": self.regressor.predict_mean(X)}
+                "m_log1p": self.regressor.log1p_from_scale(P), "m_mean": self.regressor.mean_from_scale(P)}
 
     def hurdle_log1p(self, p: np.ndarray, m_log1p: np.ndarray) -> np.ndarray:
         """E[log1p y_h | x] of the hurdle, every horizon (monotone: p fixed, M and L monotone)."""
