@@ -55,6 +55,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ltv_core.cluster import TRIM_KEY  # noqa: E402
+from ltv_core.config import DaskConfig  # noqa: E402
 from ltv_core.features import FeatureBuilder, FeatureState, load_features_config  # noqa: E402
 from ltv_core.ingest import EVENT_TS  # noqa: E402
 from ltv_core.spec import DatasetSpec, FeatureKind, load_spec  # noqa: E402
@@ -213,17 +215,16 @@ def _task_warm_up(path: str, value: str, spec: DatasetSpec, state: FeatureState)
 
 
 def start_cluster(workers: int, spec: DatasetSpec, state: FeatureState, files: list[Path],
-                  malloc_trim: bool = True) -> tuple[Any, Any, Any]:
+                  malloc_trim_threshold: int | None) -> tuple[Any, Any, Any]:
     """LocalCluster as ``ltv_core.cluster.dask_client`` builds it, the state broadcast once, every
     worker warmed up; returns (cluster, client, state future). Not timed.
 
-    ``malloc_trim=False`` drops Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` from the worker
-    environment (``distributed.nanny.pre-spawn-environ``); the product keeps Dask's default."""
+    ``malloc_trim_threshold`` is what the nannies put in the workers' ``MALLOC_TRIM_THRESHOLD_``
+    (the product's ``dask.malloc_trim_threshold``: null, i.e. glibc's own; Dask's default is 65536)."""
     import dask
     from distributed import Client, LocalCluster, wait
 
-    if not malloc_trim:
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    dask.config.set({TRIM_KEY: malloc_trim_threshold})
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit="auto",
                            dashboard_address=None)
@@ -408,9 +409,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rounds", type=int, default=2,
                     help="back-to-back (bare read, parallel build) rounds; the best of each is kept")
     ap.add_argument("--no-write", action="store_true", help="skip the parallel pass that also writes")
-    ap.add_argument("--no-malloc-trim", action="store_true",
-                    help="start the workers WITHOUT Dask's default MALLOC_TRIM_THRESHOLD_=65536 (not what the "
-                         "product does; for comparison)")
+    ap.add_argument("--malloc-trim-threshold", type=int, default=DaskConfig().malloc_trim_threshold,
+                    help="workers' MALLOC_TRIM_THRESHOLD_; default: the product's (config dask.malloc_trim_threshold,"
+                         " unset); 65536 is Dask's own default, for comparison")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="threads of the single-process transform")
     args = ap.parse_args(argv)
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with phase("fit", peaks):
         builder, state, fit_s = fit_state(files, spec, args.fit_partitions, args.threads)
     bare_read(files)  # warm the page cache so every timed pass reads from memory
-    cluster, client, state_future = start_cluster(args.workers, spec, state, files, not args.no_malloc_trim)  # not timed
+    cluster, client, state_future = start_cluster(args.workers, spec, state, files, args.malloc_trim_threshold)  # not timed
     try:
         trim = sorted({str(v) for v in client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()})
         load["before_timed"] = round(os.getloadavg()[0], 2)

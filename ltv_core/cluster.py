@@ -16,6 +16,9 @@ from ltv_core.config import DaskConfig
 
 log = logging.getLogger(__name__)
 
+# Environment the Dask nanny sets before it spawns a worker; None removes the variable.
+TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
 
 def scheduler_address(cfg: DaskConfig) -> str | None:
     return cfg.scheduler_address or os.environ.get("LTV_DASK_SCHEDULER") or None
@@ -23,6 +26,7 @@ def scheduler_address(cfg: DaskConfig) -> str | None:
 
 @contextmanager
 def dask_client(cfg: DaskConfig | None = None) -> Iterator["distributed.Client"]:  # type: ignore[name-defined]  # noqa: F821
+    import dask
     from distributed import Client, LocalCluster
 
     cfg = cfg or DaskConfig()
@@ -38,13 +42,14 @@ def dask_client(cfg: DaskConfig | None = None) -> Iterator["distributed.Client"]
     n_workers = cfg.n_workers or max(1, os.cpu_count() or 1)
     processes = cfg.processes
     try:
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=cfg.threads_per_worker,
-            processes=processes,
-            memory_limit=cfg.memory_limit,
-            dashboard_address=None,
-        )
+        with dask.config.set({TRIM_KEY: cfg.malloc_trim_threshold}):  # read by each nanny at start-up
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=cfg.threads_per_worker,
+                processes=processes,
+                memory_limit=cfg.memory_limit,
+                dashboard_address=None,
+            )
     except AssertionError as exc:  # "daemonic processes are not allowed to have children"
         if not processes:
             raise

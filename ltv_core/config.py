@@ -86,6 +86,11 @@ class DaskConfig(BaseModel):
     threads_per_worker: int = Field(default=1, gt=0)
     memory_limit: str | int = "auto"
     processes: bool = True
+    # glibc M_TRIM_THRESHOLD for LocalCluster worker processes. Dask's nanny sets 65536 by default,
+    # which hands memory back to the OS after every large free: each partition's numpy buffers then
+    # page-fault afresh and the feature build ran ~1.5x slower (docs/BENCHMARKS.md). null leaves
+    # glibc's own dynamic threshold; the workers' peak RSS stays flat (one partition per task).
+    malloc_trim_threshold: int | None = Field(default=None, ge=0)
 
 
 class ValidationConfig(BaseModel):

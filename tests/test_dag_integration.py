@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -50,9 +51,18 @@ def dags_test(env: dict[str, str], conf: dict) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def task_states(env: dict[str, str]) -> dict[str, str]:
-    runs = json.loads(run_airflow(["dags", "list-runs", "ltv_daily", "-o", "json"], env).stdout.strip().splitlines()[-1])
-    run_id = sorted(runs, key=lambda r: r.get("start_date") or "")[-1]["run_id"]
+def dag_test_run_id(log: str) -> str:
+    """The run id `airflow dags test` created, from its closing "DagRun Finished" line.
+
+    Not "the newest run by start_date": `dags test` sets a run's start_date to its logical date, so
+    runs of other tests in the session DB (a backfill's, for example) can look newer."""
+    found = re.findall(r"DagRun Finished: .*?run_id=([^,\s]+)", log)
+    assert found, f"no 'DagRun Finished' line in the dags test output:\n{log[-3000:]}"
+    return found[-1]
+
+
+def task_states(env: dict[str, str], log: str) -> dict[str, str]:
+    run_id = dag_test_run_id(log)
     out = run_airflow(["tasks", "states-for-dag-run", "ltv_daily", run_id, "-o", "json"], env).stdout
     rows = json.loads(out.strip().splitlines()[-1])
     return {r["task_id"]: r["state"] for r in rows}
@@ -79,7 +89,7 @@ def test_dag_runs_end_to_end(env, small_data, tmp_path, dask_scheduler_address):
     rc, log = dags_test(env, {"data_root": str(small_data), "store_root": str(store_root), "submission_csv": True,
                               **WINDOWS})
     assert rc == 0, log[-3000:]
-    states = task_states(env)
+    states = task_states(env, log)
     assert len(states) == 12 and set(states.values()) == {"success"}, states
     store = ArtifactStore(str(store_root))
     run = only_run(store_root)
@@ -133,7 +143,7 @@ def test_corrupted_partition_fails_validate_and_stops_the_run(env, small_data, t
     store_root = tmp_path / "store"
     rc, log = dags_test(env, {"data_root": str(data), "store_root": str(store_root), **WINDOWS})
     assert rc != 0
-    states = task_states(env)
+    states = task_states(env, log)
     assert states["ingest"] == "success" and states["validate"] == "failed"
     downstream = {t: s for t, s in states.items() if t not in ("ingest", "validate", "promote", "score")}
     assert all(s in ("upstream_failed", None, "None") for s in downstream.values()), downstream
