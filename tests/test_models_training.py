@@ -159,3 +159,48 @@ def test_value_head_decision_is_separate_from_the_point_stacker(sets: dict, base
     assert st.decisions["stacker"]["value"] == "hurdle" and not st.has_value_head
     if st.stacker is not None:
         assert st.stacker.use_point
+
+
+def test_dense_matrix_predictions_equal_the_dataframe_path(stack, sets: dict, baselines: dict) -> None:  # type: ignore[no-untyped-def]
+    """One float conversion for every booster gives bit-identical predictions; null and unseen
+    category values behave as in LightGBM's own pandas conversion."""
+    from ltv_core.models import DenseMatrix, predict_booster
+
+    Xh, _ = sets["hold"]
+    X = Xh.copy()
+    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    assert cats, "the stand-in data must have categorical columns"
+    X.loc[X.index[:50], cats[0]] = None  # nulls -> code -1 -> NaN
+    D = DenseMatrix.from_frame(X)
+    assert D.values.shape == X.shape and np.isnan(D.values[:50, list(X.columns).index(cats[0])]).all()
+    booster = stack.classifier.booster_
+    np.testing.assert_array_equal(predict_booster(booster, D), booster.predict(X))
+    reg = [b.predict(X) for b in stack.regressor.boosters_]
+    np.testing.assert_array_equal(np.column_stack([predict_booster(b, D) for b in stack.regressor.boosters_]),
+                                  np.column_stack(reg))
+    # the whole stack: DataFrame in, same frame as before the dense path existed (per-booster pandas)
+    pd.testing.assert_frame_equal(stack.predict(X), stack.predict(D))
+    b = baselines["lgbm_log1p"]
+    np.testing.assert_array_equal(b.predict(D), b.predict(X))
+
+
+def test_dense_matrix_falls_back_when_category_levels_differ(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
+    from ltv_core.models import DenseMatrix, predict_booster
+
+    Xh, _ = sets["hold"]
+    X = Xh.copy()
+    c = next(c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype))
+    # same values, levels in another order: codes differ, so the dense values must not be used
+    X[c] = X[c].cat.reorder_categories(list(reversed(X[c].cat.categories)))
+    D = DenseMatrix.from_frame(X)
+    booster = stack.classifier.booster_
+    np.testing.assert_array_equal(predict_booster(booster, D), booster.predict(X))
+    np.testing.assert_array_equal(predict_booster(booster, D), booster.predict(Xh))
+
+
+def test_dense_matrix_in_another_column_order_is_reordered(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
+    Xh, _ = sets["hold"]
+    from ltv_core.models import DenseMatrix
+
+    shuffled = Xh[list(reversed(Xh.columns))]
+    pd.testing.assert_frame_equal(stack.predict(DenseMatrix.from_frame(shuffled)), stack.predict(Xh))

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ltv_core import metrics
-from ltv_core.models import FeatureSchema, booster_from_string, check_labels, lgb_params, train_booster
+from ltv_core.models import (FeatureSchema, booster_from_string, check_labels, lgb_params, predict_booster,
+                             train_booster)
 
 __all__ = ["BASELINES", "Baseline", "Comparison", "compare", "fit_baselines"]
 
@@ -76,7 +77,7 @@ class Baseline:
         """The model's own scale: log1p revenue for lgbm_log1p, revenue otherwise."""
         if self.booster_ is None:
             return np.full(len(X), self.constant_)
-        return self.booster_.predict(self.schema_.check(X, f"baseline {self.name}"))
+        return predict_booster(self.booster_, self.schema_.check(X, f"baseline {self.name}"))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.predict_raw(X)

@@ -31,7 +31,8 @@ from sklearn.linear_model import LogisticRegression
 
 from ltv_core import metrics
 from ltv_core.errors import DataError
-from ltv_core.models import CLASS_WEIGHT_PARAMS, FeatureSchema, booster_from_string, check_labels, lgb_params, train_booster
+from ltv_core.models import (CLASS_WEIGHT_PARAMS, FeatureSchema, booster_from_string, check_labels, lgb_params,
+                             predict_booster, train_booster)
 
 __all__ = ["BuyerClassifier", "Calibrator", "fit_calibrator", "prior_correct", "CALIBRATION_METHODS"]
 
@@ -209,10 +210,10 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Booster probability after the prior correction, before calibration."""
         X = self.schema_.check(X, "BuyerClassifier")
-        raw = self.booster_.predict(X)
+        raw = predict_booster(self.booster_, X)
         extra = getattr(self, "extra_boosters_", [])
         if extra:  # seed bag: mean probability of all boosters
-            raw = (raw + sum(b.predict(X) for b in extra)) / (1 + len(extra))
+            raw = (raw + sum(predict_booster(b, X) for b in extra)) / (1 + len(extra))
         return prior_correct(raw, self.prior_factor_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -32,7 +32,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ltv_core.errors import DataError
-from ltv_core.models import FeatureSchema, booster_from_string, lgb_params, train_booster
+from ltv_core.models import FeatureSchema, booster_from_string, lgb_params, predict_booster, train_booster
 
 __all__ = ["MultiHorizonRegressor", "OBJECTIVES"]
 
@@ -137,7 +137,7 @@ class MultiHorizonRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, horizons) on the model scale; head 0 and every increment clipped >= 0, cumulated."""
         X = self.schema_.check(X, "MultiHorizonRegressor")
-        heads = np.column_stack([b.predict(X) for b in self.boosters_])
+        heads = np.column_stack([predict_booster(b, X) for b in self.boosters_])
         return np.cumsum(np.maximum(heads, 0.0), axis=1)
 
     def fit_smearing(self, X_val: pd.DataFrame, Y_val: np.ndarray) -> None:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ltv_core import metrics, yamlconf
 from ltv_core.errors import DataError, SpecError
+from ltv_core.models import DenseMatrix
 from ltv_core.models.baselines import BASELINES, Baseline, compare, fit_baselines
 from ltv_core.models.classifier import CALIBRATION_METHODS, BuyerClassifier
 from ltv_core.models.gate import Gate, optimize_gate
@@ -325,7 +326,13 @@ class FittedStack:
     def k(self) -> int:
         return self.horizons.index(self.primary)
 
-    def components(self, X: pd.DataFrame, p_raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def dense(self, X: pd.DataFrame | DenseMatrix) -> DenseMatrix:
+        """X in the classifier's column order, converted once for all boosters (DenseMatrix)."""
+        if isinstance(X, DenseMatrix):
+            return X
+        return DenseMatrix.from_frame(self.classifier.schema_.check(X, "FittedStack"))
+
+    def components(self, X: pd.DataFrame | DenseMatrix, p_raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-row pieces: raw and calibrated p, buyers' E[log1p y] and E[y] per horizon."""
         raw = self.classifier.predict_raw(X) if p_raw is None else p_raw
         P = self.regressor.predict(X)  # every head once; both scales derive from it
@@ -374,6 +381,7 @@ class FittedStack:
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """p_buyer, pred_<h> (RMSLE point, gated for the primary) and value_<h> (E[y]) per row."""
+        X = self.dense(X)  # one conversion for every booster of the stack
         comp = self.components(X)
         P = np.expm1(self.point_log1p(X, comp))
         gated = self.gate.apply(P[:, self.k], comp["p"], comp["m_mean"][:, self.k])
