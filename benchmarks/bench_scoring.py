@@ -21,8 +21,10 @@
    with ``Scorer.features``, per partition like the stage) are predicted with
    ``FittedStack.predict`` while ``lightgbm.Booster.predict`` is timed: the time inside LightGBM
    is ``bare_predict`` (exactly the booster calls the stack makes, on the DataFrame it passes).
-   The same calls are replayed with the matrix converted to a float64 numpy array once
-   (``bare_predict_numpy``: tree traversal only, no pandas conversion). Best of two passes.
+   The stack converts each partition's matrix once (``DenseMatrix``) and passes the same float
+   array to every booster, so this is tree traversal on numpy. The same calls are replayed on a
+   float64 matrix built independently from the category frame (``bare_predict_numpy``; its
+   ``numpy_max_abs_diff`` against the stack's calls must be 0). Best of two passes.
 
 Progress goes to stderr; the last line printed is one JSON object.
 """
@@ -266,7 +268,7 @@ def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str)
     scoring.Scorer.load = classmethod(timed("load", scoring.Scorer.load.__func__))
     ArtifactStore.read_parquet = timed("read", ArtifactStore.read_parquet)
     FeatureBuilder.transform = timed("transform", FeatureBuilder.transform)
-    scoring.feature_frame = timed("frame", scoring.feature_frame)
+    scoring.DenseMatrix.from_arrow = classmethod(timed("frame", scoring.DenseMatrix.from_arrow.__func__))
     FittedStack.predict = timed("predict", FittedStack.predict)
     lgb.Booster.predict = timed("lgbm", lgb.Booster.predict)
     ArtifactStore.write_parquet = timed("write", ArtifactStore.write_parquet,
@@ -328,7 +330,7 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
         if sum(len(x) for x in frames) >= bare_rows:
             break
     rows = sum(len(x) for x in frames)
-    log(f"bare predict on {rows} rows ({len(frames)} partitions, {frames[0].shape[1]} features)")
+    log(f"bare predict on {rows} rows ({len(frames)} partitions, {frames[0].values.shape[1]} features)")
 
     calls: list[tuple[Any, Any, float]] = []
     orig = lgb.Booster.predict
@@ -351,9 +353,10 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
     finally:
         lgb.Booster.predict = orig
     stack_s, lgbm_s, last_calls = min(passes, key=lambda p: p[1])
-    # Replay the same booster calls with the feature matrix converted to numpy once per partition.
-    by_frame = {id(X): X for X in frames}
-    numpy_of = {id(X): to_numpy(X) for X in frames}
+    # Replay the same booster calls on a float64 matrix built independently from the category frame
+    # (a cross-check of the stack's own DenseMatrix: numpy_max_abs_diff must be 0).
+    by_frame = {id(X.values): X.values for X in frames}
+    numpy_of = {id(X.values): to_numpy(X.frame) for X in frames}
     np_times, max_diff = [], 0.0
     for _ in range(2):
         t = 0.0
@@ -368,7 +371,7 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
     boosters = {id(b): b for b, _, _ in last_calls}
     per_frame = len(last_calls) // len(frames)
     trees = sorted((b.num_trees() for b in boosters.values()), reverse=True)
-    return {"rows": rows, "partitions": len(frames), "features": int(frames[0].shape[1]),
+    return {"rows": rows, "partitions": len(frames), "features": int(frames[0].values.shape[1]),
             "stack_s": stack_s, "lgbm_s": lgbm_s, "numpy_s": min(np_times), "numpy_max_abs_diff": max_diff,
             "booster_calls_per_partition": per_frame, "distinct_boosters": len(boosters), "trees": trees}
 

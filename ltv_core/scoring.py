@@ -25,9 +25,10 @@ import pyarrow as pa
 
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
-from ltv_core.features.stage import feature_frame, load_feature_state
+from ltv_core.features.stage import category_labels, feature_frame, load_feature_state
 from ltv_core.features.state import FeatureState
 from ltv_core.ingest import STAGE as INGEST_STAGE
+from ltv_core.models import DenseMatrix
 from ltv_core.models.training import FittedStack
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore, StageTimer
@@ -57,7 +58,14 @@ class Scorer:
         # one process scores: let the transform use every core (LightGBM does too)
         self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=os.cpu_count() or 1)
 
-    def features(self, table: pa.Table) -> pd.DataFrame:
+    def features(self, table: pa.Table) -> DenseMatrix:
+        """The model matrix of raw rows, straight from the builder's codes (no category frame)."""
+        feats = self.builder.transform(table, self.state).select(self.state.feature_names)
+        cats = {c: category_labels(self.state.vocabularies.get(c, [])) for c in self.state.categorical_features}
+        return DenseMatrix.from_arrow(feats, cats)
+
+    def features_frame(self, table: pa.Table) -> pd.DataFrame:
+        """The same matrix as a pandas frame with ``category`` columns (notebooks, debugging)."""
         return feature_frame(self.builder.transform(table, self.state), self.state)
 
     def predict_table(self, table: pa.Table) -> pd.DataFrame:

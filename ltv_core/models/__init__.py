@@ -12,7 +12,8 @@ feature-schema guard, one early-stopped training call). The public classes are i
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -152,7 +153,7 @@ class FeatureSchema:
 
 @dataclass(frozen=True, eq=False)
 class DenseMatrix:
-    """A feature frame converted once to the float matrix LightGBM predicts on.
+    """A feature matrix converted once to the float matrix LightGBM predicts on.
 
     ``Booster.predict(DataFrame)`` converts the frame again on every call (category codes, a
     float copy); a stack calls several boosters on the same rows, and at scoring time that
@@ -162,13 +163,16 @@ class DenseMatrix:
     where they differ, so predictions are bit-identical to the DataFrame path (tested).
     """
 
-    frame: pd.DataFrame
     values: np.ndarray
     names: tuple[str, ...]
     categories: dict[str, list[Any]]
+    index: pd.Index
+    source: pd.DataFrame = field(repr=False)  # the categorical frame, or the codes frame (from_codes)
+    source_is_codes: bool = False
 
     @classmethod
     def from_frame(cls, X: pd.DataFrame) -> DenseMatrix:
+        """From a frame of numeric + pandas ``category`` columns."""
         check_matrix(X)
         cats = {str(c): list(X[c].cat.categories) for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)}
         plain = X.copy(deep=False)
@@ -176,14 +180,42 @@ class DenseMatrix:
             codes = plain[c].cat.codes.to_numpy()
             plain[c] = np.where(codes < 0, np.nan, codes).astype(np.float32)
         values = plain.to_numpy(dtype=np.float32)  # float32 -> double in LightGBM is exact
-        return cls(X, values, tuple(str(c) for c in X.columns), cats)
+        return cls(values, tuple(str(c) for c in X.columns), cats, X.index, X)
+
+    @classmethod
+    def from_codes(cls, codes: pd.DataFrame, categories: dict[str, list[Any]]) -> DenseMatrix:
+        """From numeric columns + integer category codes (-1 = null), the feature builder's own
+        output: no ``category`` frame is built unless a booster needs the fallback."""
+        names = tuple(str(c) for c in codes.columns)
+        pos = [names.index(c) for c in categories]
+        for c, j in zip(categories, pos, strict=True):
+            col = codes.iloc[:, j].to_numpy()
+            if len(col) and (np.nanmin(col) < -1 or np.nanmax(col) >= len(categories[c])):
+                raise DataError(f"category codes of {c!r} outside [-1, {len(categories[c]) - 1}]")
+        values = codes.to_numpy(dtype=np.float32)
+        if pos:
+            sub = values[:, pos]
+            sub[sub < 0] = np.nan
+            values[:, pos] = sub
+        return cls(values, names, dict(categories), codes.index, codes, source_is_codes=True)
+
+    @classmethod
+    def from_arrow(cls, table: Any, categories: dict[str, list[Any]]) -> DenseMatrix:
+        """``from_codes`` of a pyarrow table (numeric columns + int32 codes)."""
+        return cls.from_codes(table.to_pandas(), categories)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The numeric + ``category`` frame (built on first use for a ``from_codes`` matrix)."""
+        if not self.source_is_codes:
+            return self.source
+        x = self.source.copy(deep=False)
+        for c, cats in self.categories.items():
+            x[c] = pd.Categorical.from_codes(x[c].to_numpy(), categories=cats)
+        return x
 
     def __len__(self) -> int:
-        return len(self.frame)
-
-    @property
-    def index(self) -> pd.Index:
-        return self.frame.index
+        return len(self.values)
 
 
 def predict_booster(booster: lgb.Booster, X: pd.DataFrame | DenseMatrix, **kwargs: Any) -> np.ndarray:
