@@ -137,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=None)
     args = ap.parse_args(argv)
 
-    from ltv_core.models.baselines import fit_baselines
-    from ltv_core.models.training import load_models_config, train_stack
+    from ltv_core.models.training import fit_baseline_models, load_models_config, train_stack
 
     spec = load_spec("config/datasets/smadex_d7.yaml")
     if spec.labels.primary != "d7":
@@ -157,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"rows: train {len(Xt)}, validation {len(Xv)}, holdout {len(Xh)}; features {Xt.shape[1]}")
 
     t0 = time.perf_counter()
-    base = fit_baselines(Xt, Lt.iloc[:, k].to_numpy(), Xv, Lv.iloc[:, k].to_numpy(), names=tuple(cfg.baselines.names),
-                         params=cfg.lgb(), num_boost_round=cfg.num_boost_round,
-                         early_stopping_rounds=cfg.early_stopping_rounds,
-                         tweedie_variance_power=cfg.baselines.tweedie_variance_power, seed=cfg.seed)
+    base, base_search = fit_baseline_models(Xt, Lt.iloc[:, k].to_numpy(), Xv, Lv.iloc[:, k].to_numpy(), cfg)
     t_base = time.perf_counter() - t0
     log(f"baselines fitted in {t_base:.0f}s: " + str({n: b.best_iteration for n, b in base.items()}))
     t0 = time.perf_counter()

@@ -29,6 +29,8 @@ __all__ = [
     "classifier_metrics",
     "ece",
     "evaluate",
+    "log_loss",
+    "tweedie_deviance",
     "gain_curve",
     "mae",
     "normalized_gini",
@@ -225,6 +227,24 @@ def pr_auc(y_true: np.ndarray, p: np.ndarray) -> float:
 def brier(y_true: np.ndarray, p: np.ndarray) -> float:
     y, q = _binary(y_true, p)
     return float(np.mean((q - y) ** 2))
+
+
+def log_loss(y_true: np.ndarray, p: np.ndarray, eps: float = 1e-15) -> float:
+    """Mean binary log loss (probabilities clipped to [eps, 1 - eps])."""
+    y, q = _binary(y_true, p)
+    q = np.clip(q, eps, 1 - eps)
+    return float(-np.mean(y * np.log(q) + (1 - y) * np.log1p(-q)))
+
+
+def tweedie_deviance(y_true: np.ndarray, mu: np.ndarray, power: float) -> float:
+    """Mean Tweedie deviance for 1 < power < 2 (the loss LightGBM's tweedie objective minimises)."""
+    if not 1 < power < 2:
+        raise ValueError(f"tweedie power must be in (1, 2), got {power}")
+    y = np.asarray(y_true, dtype=np.float64)
+    m = np.maximum(np.asarray(mu, dtype=np.float64), 1e-12)
+    dev = 2 * (np.power(y, 2 - power) / ((1 - power) * (2 - power)) - y * np.power(m, 1 - power) / (1 - power)
+               + np.power(m, 2 - power) / (2 - power))
+    return float(np.mean(dev))
 
 
 def ece(y_true: np.ndarray, p: np.ndarray, n_bins: int = 15) -> float:

@@ -28,13 +28,14 @@ from ltv_core.errors import DataError
 from ltv_core.features.stage import STAGE as FEATURES_STAGE
 from ltv_core.features.stage import load_feature_matrix
 from ltv_core.models import persist
-from ltv_core.models.baselines import Baseline, fit_baselines
+from ltv_core.models.baselines import Baseline
 from ltv_core.models.gate import Gate
 from ltv_core.models.training import (
     FittedStack,
     ModelsConfig,
     ResamplePlan,
     assemble_stack,
+    fit_baseline_models,
     fit_stacker,
     load_models_config,
     optimize_gate_stage,
@@ -167,15 +168,13 @@ def run_train_baselines(run: ModelRun) -> dict[str, Any]:
     (X, meta), (X_val, meta_val) = run.split("train"), run.split("validation")
     y, y_val = meta[run.spec.primary.revenue].to_numpy(float), meta_val[run.spec.primary.revenue].to_numpy(float)
     c = run.config
-    models = fit_baselines(X, y, X_val, y_val, names=tuple(c.baselines.names), params=c.lgb(),
-                           num_boost_round=c.num_boost_round, early_stopping_rounds=c.early_stopping_rounds,
-                           tweedie_variance_power=c.baselines.tweedie_variance_power, seed=c.seed)
+    models, searches = fit_baseline_models(X, y, X_val, y_val, c)
     run.store.begin_stage(run.run_id, "train_baselines")
     for name, model in models.items():
         run.store.write_bytes(run.stage_path("train_baselines", f"{name}.json"), persist.dumps(model))
     iters = {n: m.best_iteration for n, m in models.items() if m.is_lgbm}
     log.info("baselines fitted: %s (LightGBM best iterations %s)", sorted(models), iters)
-    return run.commit(timer, {"baselines": sorted(models), "best_iterations": iters})
+    return run.commit(timer, {"baselines": sorted(models), "best_iterations": iters, "param_search": searches})
 
 
 def load_baselines(store: ArtifactStore, run_id: str) -> dict[str, Baseline]:

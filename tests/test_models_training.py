@@ -227,3 +227,60 @@ def test_dense_matrix_from_codes_matches_the_category_frame(stack, sets: dict) -
     bad.iloc[0, bad.columns.get_loc(next(iter(cats)))] = len(cats[next(iter(cats))])
     with pytest.raises(DataError, match="category codes"):
         DenseMatrix.from_codes(bad, cats)
+
+
+def test_param_search_keeps_the_lowest_validation_loss(sets: dict) -> None:
+    """Each component picks its tree shape on its own validation loss; every candidate is recorded
+    and the kept model is the one with the lowest loss (recomputed here)."""
+    from ltv_core import metrics
+    from ltv_core.models.training import fit_baseline_models
+
+    (X, L), (Xv, Lv) = sets["train"], sets["val"]
+    grid = [{}, {"num_leaves": 2, "learning_rate": 0.3}, {"num_leaves": 63, "min_data_in_leaf": 5}]
+    cfg = load_models_config(overrides={**FAST, "classifier": {"param_search": grid},
+                                        "regressor": {"params": {"min_data_in_leaf": 20}, "param_search": grid},
+                                        "baselines": {"param_search": grid}})
+    clf, info = train_classifier(X, L, Xv, Lv, SPEC, cfg)
+    json.dumps(info)
+    losses = [c["loss"] for c in info["param_search"]["candidates"]]
+    assert [c["params"] for c in info["param_search"]["candidates"]] == grid
+    assert info["param_search"]["chosen"] == grid[int(np.argmin(losses))]
+    yv = (Lv.iloc[:, 0] > 0).to_numpy(float)
+    assert metrics.log_loss(yv, clf.predict_raw(Xv)) == pytest.approx(min(losses))
+    assert clf.params["num_leaves"] == {**cfg.lgb(), **info["param_search"]["chosen"]}["num_leaves"]
+
+    reg, r_info = train_regressor(X, L, Xv, Lv, SPEC, cfg)
+    r_losses = [c["loss"] for c in r_info["param_search"]["candidates"]]
+    assert r_info["validation_rmse_log1p_buyers"][0] == pytest.approx(min(r_losses))
+
+    base, searches = fit_baseline_models(X, L.iloc[:, 0].to_numpy(), Xv, Lv.iloc[:, 0].to_numpy(), cfg)
+    assert set(base) == set(cfg.baselines.names) and set(searches) == {"lgbm_log1p", "lgbm_tweedie"}
+    for name, search in searches.items():
+        got = base[name].validation_loss(Xv, Lv.iloc[:, 0].to_numpy())
+        assert got == pytest.approx(min(c["loss"] for c in search["candidates"])), name
+
+
+def test_stacker_oof_models_use_each_components_own_params(stack) -> None:  # type: ignore[no-untyped-def]
+    from ltv_core.models.stacker import Stacker
+
+    if stack.stacker is None:
+        pytest.skip("the stacker was not kept on this data")
+    lp = stack.stacker.learner_params
+    assert lp["p"] == stack.classifier.params and lp["m"] == stack.regressor.params
+    again = Stacker.from_state(json.loads(json.dumps(stack.stacker.to_state())))
+    assert again.learner_params == lp
+
+
+def test_log_loss_and_tweedie_deviance() -> None:
+    from ltv_core import metrics
+
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    p = np.array([0.1, 0.8, 0.6, 0.3])
+    expected = -np.mean(np.log([0.9, 0.8, 0.6, 0.7]))
+    assert metrics.log_loss(y, p) == pytest.approx(expected)
+    r = np.array([0.5, 2.0, 5.0])
+    assert metrics.tweedie_deviance(r, r, 1.5) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.tweedie_deviance(r, np.array([1.0, 1.0, 1.0]), 1.5) > 0
+    assert metrics.tweedie_deviance(np.zeros(2), np.array([1.0, 4.0]), 1.5) == pytest.approx(2 * (2 + 4) / 2)
+    with pytest.raises(ValueError):
+        metrics.tweedie_deviance(r, r, 2.0)

@@ -79,6 +79,17 @@ class Baseline:
             return np.full(len(X), self.constant_)
         return predict_booster(self.booster_, self.schema_.check(X, f"baseline {self.name}"))
 
+    def validation_loss(self, X_val: pd.DataFrame, y_val: np.ndarray) -> float:
+        """The loss the baseline's boosting minimises, on held-out rows: L2 of log1p revenue
+        (lgbm_log1p), Tweedie deviance (lgbm_tweedie), squared error (zero, mean)."""
+        y_val = check_labels(y_val, len(X_val), "y_val")
+        raw = self.predict_raw(X_val)
+        if self.name == "lgbm_log1p":
+            return float(np.mean((raw - np.log1p(y_val)) ** 2))
+        if self.name == "lgbm_tweedie":
+            return metrics.tweedie_deviance(y_val, raw, self.tweedie_variance_power)
+        return float(np.mean((raw - y_val) ** 2))
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.predict_raw(X)
         return np.expm1(np.maximum(raw, 0.0)) if self.name == "lgbm_log1p" else np.maximum(raw, 0.0)

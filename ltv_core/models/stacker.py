@@ -74,7 +74,8 @@ class Stacker:
 
     def __init__(self, learners: Sequence[str] = ("hurdle", "direct_log1p"), n_folds: int = 3, meta: str = "lgbm",
                  params: dict[str, Any] | None = None, meta_params: dict[str, Any] | None = None,
-                 ridge: float = 1e-3, random_state: int = 0) -> None:
+                 ridge: float = 1e-3, random_state: int = 0,
+                 learner_params: dict[str, dict[str, Any]] | None = None) -> None:
         unknown = sorted(set(learners) - set(BASE_LEARNERS))
         if unknown or not learners:
             raise ValueError(f"unknown/empty base learners {unknown or learners}; known: {BASE_LEARNERS}")
@@ -84,6 +85,10 @@ class Stacker:
         self.n_folds = n_folds
         self.meta = meta
         self.params = params
+        # per base model ('p', 'm', 'direct', 'tweedie'): the settings its full-window model was
+        # fitted with (e.g. the classifier's validation-chosen tree shape), so that an OOF model
+        # with that model's tree count is the same kind of model
+        self.learner_params = learner_params
         self.meta_params = meta_params
         self.ridge = ridge
         self.random_state = random_state
@@ -92,8 +97,9 @@ class Stacker:
         self.value_params_: dict[str, Any] | None = None
 
     # --- OOF base predictions -----------------------------------------------------------------
-    def _fold_params(self, objective: str, seed: int, **extra: Any) -> dict[str, Any]:
-        return lgb_params(self.params, seed, objective=objective, **extra)
+    def _fold_params(self, part: str, objective: str, seed: int, **extra: Any) -> dict[str, Any]:
+        own = (self.learner_params or {}).get(part) or {}
+        return lgb_params({**(self.params or {}), **own}, seed, objective=objective, **extra)
 
     def oof_parts(self, X: pd.DataFrame, y: np.ndarray, rounds: dict[str, int]) -> dict[str, np.ndarray]:
         """Out-of-fold base predictions for every training row (time-ordered blocks).
@@ -109,17 +115,17 @@ class Stacker:
             seed = self.random_state + 101 * (k + 1)
             Xtr, Xte = X.iloc[train], X.iloc[test]
             if "hurdle" in self.learners:
-                parts["p"][test] = train_booster(self._fold_params("binary", seed), Xtr, buyer[train].astype(float),
+                parts["p"][test] = train_booster(self._fold_params("p", "binary", seed), Xtr, buyer[train].astype(float),
                                                  num_boost_round=rounds["p"]).predict(Xte)
                 tb = train[buyer[train]]
-                parts["m"][test] = train_booster(self._fold_params("regression", seed + 1), X.iloc[tb],
+                parts["m"][test] = train_booster(self._fold_params("m", "regression", seed + 1), X.iloc[tb],
                                                  np.log1p(y[tb]), num_boost_round=rounds["m"]).predict(Xte)
             if "direct_log1p" in self.learners:
-                parts["direct"][test] = train_booster(self._fold_params("regression", seed + 2), Xtr,
+                parts["direct"][test] = train_booster(self._fold_params("direct", "regression", seed + 2), Xtr,
                                                       np.log1p(y[train]),
                                                       num_boost_round=rounds["direct"]).predict(Xte)
             if "tweedie" in self.learners:
-                parts["tweedie"][test] = train_booster(self._fold_params("tweedie", seed + 3), Xtr, y[train],
+                parts["tweedie"][test] = train_booster(self._fold_params("tweedie", "tweedie", seed + 3), Xtr, y[train],
                                                        num_boost_round=rounds["tweedie"]).predict(Xte)
         return parts
 
@@ -200,6 +206,7 @@ class Stacker:
     # --- persistence --------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"learners": list(self.learners), "n_folds": self.n_folds, "meta": self.meta, "params": self.params,
+                "learner_params": self.learner_params,
                 "meta_params": self.meta_params, "ridge": self.ridge, "random_state": self.random_state,
                 "meta_schema": self.meta_schema_.to_dict(), "coef": self.coef_,
                 "meta_booster": None if self.meta_booster_ is None else self.meta_booster_.model_to_string(),
@@ -210,7 +217,8 @@ class Stacker:
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Stacker:
         obj = cls(learners=s["learners"], n_folds=s["n_folds"], meta=s["meta"], params=s["params"],
-                  meta_params=s["meta_params"], ridge=s["ridge"], random_state=s["random_state"])
+                  meta_params=s["meta_params"], ridge=s["ridge"], random_state=s["random_state"],
+                  learner_params=s.get("learner_params"))
         obj.meta_schema_ = FeatureSchema.from_dict(s["meta_schema"])
         obj.coef_ = s["coef"]
         obj.meta_booster_ = None if s["meta_booster"] is None else booster_from_string(s["meta_booster"])

@@ -29,6 +29,7 @@ for every row.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,14 +55,18 @@ __all__ = [
     "ModelsConfig",
     "ResamplePlan",
     "assemble_stack",
+    "fit_baseline_models",
     "fit_stacker",
     "load_models_config",
+    "param_search",
     "optimize_gate_stage",
     "resample_stage",
     "train_classifier",
     "train_regressor",
     "train_stack",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODELS_CONFIG = "config/models.yaml"
 
@@ -85,6 +90,10 @@ class ResampleConfig(_Strict):
 
 class ClassifierConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
+    # Candidate overrides of ``params`` (e.g. tree shapes); each is fitted and early-stopped, and
+    # the one with the lowest validation log loss is kept (every candidate's score is recorded).
+    # Empty: ``params`` alone. ``{}`` is the plain ``params`` candidate.
+    param_search: list[dict[str, Any]] = Field(default_factory=list)
     calibration_methods: list[str] = Field(default_factory=lambda: ["isotonic", "platt", "beta"])
     calibration_folds: int = Field(default=2, ge=2)
     n_seeds: int = Field(default=1, ge=1)
@@ -93,6 +102,9 @@ class ClassifierConfig(_Strict):
 class RegressorConfig(_Strict):
     objective: str = "log1p_l2"
     params: dict[str, Any] = Field(default_factory=dict)
+    # Candidates as for the classifier, chosen by the validation RMSE of log1p revenue of buyers at
+    # the primary horizon.
+    param_search: list[dict[str, Any]] = Field(default_factory=list)
     increment_params: dict[str, Any] = Field(default_factory=dict)
     huber_delta: float = Field(default=1.0, gt=0)
     tweedie_variance_power: float = Field(default=1.5, ge=1.0, lt=2.0)
@@ -121,6 +133,10 @@ class GateConfig(_Strict):
 class BaselinesConfig(_Strict):
     names: list[str] = Field(default_factory=lambda: list(BASELINES))
     tweedie_variance_power: float = Field(default=1.5, ge=1.0, lt=2.0)
+    # The same kind of search for the LightGBM baselines, each by its own validation loss (L2 of
+    # log1p for lgbm_log1p, Tweedie deviance for lgbm_tweedie): the model's components are tuned
+    # on validation, so the baselines it is compared with are tuned the same way.
+    param_search: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EvaluationConfig(_Strict):
@@ -241,6 +257,47 @@ def resample_stage(labels_train: pd.DataFrame, spec: DatasetSpec,
     return plans, {k: v.info for k, v in plans.items()}
 
 
+# --- validation search over parameter candidates -----------------------------------------------------
+def param_search(candidates: list[dict[str, Any]], fit: Any, criterion: str, what: str) -> tuple[Any, dict[str, Any]]:
+    """Fit ``fit(extra_params) -> (model, validation loss)`` for every candidate, keep the lowest.
+
+    Why: the best tree shape differs between components (the buyer classifier's logit is close to
+    additive, a log1p regression of p * revenue is not) and between data sets, so each component
+    picks it on its own validation loss instead of one shared guess. Ties keep the earlier
+    candidate; the record lists every candidate's loss and time."""
+    tried, best, best_loss = [], None, np.inf
+    for extra in candidates or [{}]:
+        t0 = time.perf_counter()
+        model, loss = fit(extra)
+        tried.append({"params": extra, "loss": float(loss), "seconds": round(time.perf_counter() - t0, 2)})
+        log.info("%s candidate %s: %s %.6f", what, extra or "{} (config params)", criterion, loss)
+        if loss < best_loss:
+            best, best_loss = model, loss
+    if best is None:
+        raise DataError(f"{what}: no parameter candidate gave a finite {criterion}: {tried}")
+    chosen = min(range(len(tried)), key=lambda i: tried[i]["loss"])
+    return best, {"criterion": criterion, "candidates": tried, "chosen": tried[chosen]["params"]}
+
+
+def fit_baseline_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
+                        config: ModelsConfig) -> tuple[dict[str, Baseline], dict[str, Any]]:
+    """The configured baselines; each LightGBM one searched over ``baselines.param_search`` by its
+    own validation loss, exactly as the stack's components are."""
+    bc = config.baselines
+    out: dict[str, Baseline] = {}
+    searches: dict[str, Any] = {}
+    for name in bc.names:
+        def fit(extra: dict[str, Any], name: str = name) -> tuple[Baseline, float]:
+            model = Baseline(name, config.lgb(extra), config.num_boost_round, config.early_stopping_rounds,
+                             bc.tweedie_variance_power, config.seed).fit(X, y, X_val, y_val)
+            return model, model.validation_loss(X_val, y_val)
+        if name in ("zero", "mean"):
+            out[name] = fit({})[0]
+            continue
+        out[name], searches[name] = param_search(bc.param_search, fit, "own validation loss", f"baseline {name}")
+    return out, searches
+
+
 # --- stage 2: classifier --------------------------------------------------------------------------
 def _take(X: pd.DataFrame, idx: np.ndarray | None) -> pd.DataFrame:
     return X if idx is None else X.iloc[idx]
@@ -258,17 +315,23 @@ def train_classifier(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: p
     b_val = (revenue_matrix(labels_val, spec)[:, k] > 0).astype(np.float64)
     plan = plan or ResamplePlan(None, None, 1.0, {"mode": "off"})
     t0 = time.perf_counter()
-    clf = BuyerClassifier(params=config.lgb(config.classifier.params), num_boost_round=config.num_boost_round,
-                          early_stopping_rounds=config.early_stopping_rounds,
-                          calibration_methods=tuple(config.classifier.calibration_methods),
-                          calibration_folds=config.classifier.calibration_folds, random_state=config.seed,
-                          n_seeds=config.classifier.n_seeds)
     idx = plan.indices
-    clf.fit(_take(X_train, idx), b if idx is None else b[idx], eval_set=(X_val, b_val),
-            sample_weight=plan.weights, prior_factor=plan.prior_factor)
+
+    def fit(extra: dict[str, Any]) -> tuple[BuyerClassifier, float]:
+        clf = BuyerClassifier(params=config.lgb({**config.classifier.params, **extra}),
+                              num_boost_round=config.num_boost_round,
+                              early_stopping_rounds=config.early_stopping_rounds,
+                              calibration_methods=tuple(config.classifier.calibration_methods),
+                              calibration_folds=config.classifier.calibration_folds, random_state=config.seed,
+                              n_seeds=config.classifier.n_seeds)
+        clf.fit(_take(X_train, idx), b if idx is None else b[idx], eval_set=(X_val, b_val),
+                sample_weight=plan.weights, prior_factor=plan.prior_factor)
+        return clf, metrics.log_loss(b_val, clf.predict_raw(X_val))
+
+    clf, search = param_search(config.classifier.param_search, fit, "validation log loss", "classifier")
     info = {"seconds": round(time.perf_counter() - t0, 2), "calibration": clf.calibration_method_,
             "calibration_brier_crossfit": clf.calibration_scores_, **clf.validation_metrics_,
-            "resample": plan.info}
+            "resample": plan.info, "param_search": search}
     return clf, info
 
 
@@ -287,19 +350,28 @@ def train_regressor(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd
     rows = buyers if plan.indices is None else buyers[plan.indices]
     rc = config.regressor
     t0 = time.perf_counter()
-    reg = MultiHorizonRegressor(horizons=tuple(h.name for h in spec.labels.horizons), objective=rc.objective,
-                                params=config.lgb(rc.params), increment_params=rc.increment_params or None,
-                                num_boost_round=config.num_boost_round,
-                                early_stopping_rounds=config.early_stopping_rounds, huber_delta=rc.huber_delta,
-                                tweedie_variance_power=rc.tweedie_variance_power, monotone=rc.monotone or None,
-                                random_state=config.seed + 1)
-    reg.fit(X_train.iloc[rows], Y[rows], eval_set=(X_val.iloc[buyers_val], Y_val[buyers_val]),
-            sample_weight=plan.weights)
+    y_val_log = np.log1p(Y_val[buyers_val])
+
+    def fit(extra: dict[str, Any]) -> tuple[MultiHorizonRegressor, float]:
+        reg = MultiHorizonRegressor(horizons=tuple(h.name for h in spec.labels.horizons), objective=rc.objective,
+                                    params=config.lgb({**rc.params, **extra}),
+                                    increment_params=rc.increment_params or None,
+                                    num_boost_round=config.num_boost_round,
+                                    early_stopping_rounds=config.early_stopping_rounds, huber_delta=rc.huber_delta,
+                                    tweedie_variance_power=rc.tweedie_variance_power, monotone=rc.monotone or None,
+                                    random_state=config.seed + 1)
+        reg.fit(X_train.iloc[rows], Y[rows], eval_set=(X_val.iloc[buyers_val], Y_val[buyers_val]),
+                sample_weight=plan.weights)
+        L = reg.predict_log1p(X_val.iloc[buyers_val])
+        return reg, float(np.sqrt(np.mean((L[:, k] - y_val_log[:, k]) ** 2)))
+
+    reg, search = param_search(rc.param_search, fit, "validation RMSE of log1p revenue (buyers, primary)",
+                               "regressor")
     L = reg.predict_log1p(X_val.iloc[buyers_val])
     info = {"seconds": round(time.perf_counter() - t0, 2), "best_iterations": reg.best_iterations_,
             "smearing": reg.smearing_, "train_buyers": int(len(rows)), "validation_buyers": int(len(buyers_val)),
-            "validation_rmse_log1p_buyers": np.sqrt(np.mean((L - np.log1p(Y_val[buyers_val])) ** 2, axis=0)).tolist(),
-            "resample": plan.info}
+            "validation_rmse_log1p_buyers": np.sqrt(np.mean((L - y_val_log) ** 2, axis=0)).tolist(),
+            "resample": plan.info, "param_search": search}
     return reg, info
 
 
@@ -481,8 +553,11 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
     sc = config.stacker
     y = revenue_matrix(labels_train, spec)[:, k]
     bases = _base_models(X_train, y, X_val, y_val, config, sc.learners, base_models or {})
+    own = {"p": stack.classifier.params, "m": stack.regressor.params,
+           "direct": getattr(bases.get("direct_log1p"), "params", None),
+           "tweedie": getattr(bases.get("tweedie"), "params", None)}
     stacker = Stacker(learners=sc.learners, n_folds=sc.n_folds, meta=sc.meta, params=config.lgb(),
-                      random_state=config.seed + 5)
+                      random_state=config.seed + 5, learner_params={k: v for k, v in own.items() if v})
     rounds = {"p": stack.classifier.best_iteration_, "m": stack.regressor.best_iterations_[0],
               "direct": bases["direct_log1p"].best_iteration if "direct_log1p" in bases else 0,
               "tweedie": bases["tweedie"].best_iteration if "tweedie" in bases else 0}
@@ -523,10 +598,11 @@ def _base_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.
     for learner, name in (("direct_log1p", "lgbm_log1p"), ("tweedie", "lgbm_tweedie")):
         if learner not in learners:
             continue
-        out[learner] = given.get(name) or Baseline(name, config.lgb(), config.num_boost_round,
-                                                   config.early_stopping_rounds,
-                                                   config.baselines.tweedie_variance_power,
-                                                   config.seed).fit(X, y, X_val, y_val)
+        if name in given:
+            out[learner] = given[name]
+            continue
+        out[learner] = fit_baseline_models(X, y, X_val, y_val, config.model_copy(update={
+            "baselines": config.baselines.model_copy(update={"names": [name]})}))[0][name]
     return out
 
 
