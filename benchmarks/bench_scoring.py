@@ -14,10 +14,7 @@
    feature state, predicted by every model of the stack and written. The stage's functions are
    wrapped with timers (one perf_counter pair per partition and step) to split the time into
    read / transform / frame / predict (of which LightGBM) / write / other; the RSS after each
-   partition shows whether memory grows with the number of partitions. The stage reads and
-   transforms the next partition in a background thread while it predicts the current one, so
-   those steps overlap the predict time: ``other`` (wall time minus the steps) is negative by the
-   overlap.
+   partition shows whether memory grows with the number of partitions.
 4. Bare predict (after the stage, so under whatever load then runs; ``slowdown_vs_lgbm_in_stage``
    is the load-independent ratio: stage time over the time spent inside LightGBM during the stage):
    the feature matrices of the first partitions (``--bare-rows`` rows, built once

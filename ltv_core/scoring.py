@@ -3,8 +3,7 @@
 Streaming keeps peak memory flat in the number of partitions: each staged scoring file is read,
 transformed with the champion's *own* fitted feature state (vocabularies, statistics, encodings),
 predicted with the champion's stack, written to ``score/predictions/<key>=<value>/part-0.parquet``
-and dropped; the next file is read and transformed in a background thread meanwhile, so at most
-two partitions are in memory. An optional submission CSV is streamed into one atomic write.
+and dropped before the next one. An optional submission CSV is streamed into one atomic write.
 
 Which model scores is decided by the promotion stage, not here: ``champion.json`` names the run
 whose artefacts are used, so a rejected or failed training run never reaches the predictions.
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 import logging
 import time
@@ -70,21 +68,14 @@ class Scorer:
         """The same matrix as a pandas frame with ``category`` columns (notebooks, debugging)."""
         return feature_frame(self.builder.transform(table, self.state), self.state)
 
-    def prepare(self, table: pa.Table) -> tuple[pa.ChunkedArray, DenseMatrix]:
-        """(row ids, model matrix) of raw rows: everything before the boosters."""
-        if self.spec.id_column not in table.column_names:
-            raise DataError(f"table to score lacks the id column {self.spec.id_column!r}")
-        return table.column(self.spec.id_column), self.features(table)
-
-    def predict_prepared(self, ids: pa.ChunkedArray, X: DenseMatrix) -> pd.DataFrame:
-        pred = self.stack.predict(X)
-        pred.insert(0, self.spec.id_column, ids.to_pandas())
-        pred[MODEL_RUN_COLUMN] = self.run_id
-        return pred.reset_index(drop=True)
-
     def predict_table(self, table: pa.Table) -> pd.DataFrame:
         """Row id, p_buyer, pred_<h>, value_<h> and the model's run id for every row of ``table``."""
-        return self.predict_prepared(*self.prepare(table))
+        if self.spec.id_column not in table.column_names:
+            raise DataError(f"table to score lacks the id column {self.spec.id_column!r}")
+        pred = self.stack.predict(self.features(table))
+        pred.insert(0, self.spec.id_column, table.column(self.spec.id_column).to_pandas())
+        pred[MODEL_RUN_COLUMN] = self.run_id
+        return pred.reset_index(drop=True)
 
 
 def _partitions(store: ArtifactStore, run_id: str, split: str) -> list[dict[str, Any]]:
@@ -92,26 +83,6 @@ def _partitions(store: ArtifactStore, run_id: str, split: str) -> list[dict[str,
     if split not in outputs:
         raise DataError(f"run {run_id!r}: ingest staged no {split!r} split (splits: {sorted(outputs)})")
     return sorted(outputs[split]["files"], key=lambda f: f["partition"])
-
-
-def _prefetched(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]]
-                ) -> Iterator[tuple[dict[str, Any], pa.ChunkedArray, DenseMatrix]]:
-    """(file, ids, matrix) per staged file, the next file read and transformed in a background
-    thread while the caller predicts and writes the current one.
-
-    LightGBM and most of the read/transform release the GIL, and the single-threaded steps (the
-    Arrow -> pandas -> float conversion, the write) leave a core idle that the other side uses:
-    on 2 cores this cut the stage's overhead over bare LightGBM predict (docs/BENCHMARKS.md).
-    At most two partitions are in memory, whatever the number of partitions."""
-    def load(f: dict[str, Any]) -> tuple[dict[str, Any], pa.ChunkedArray, DenseMatrix]:
-        return (f, *scorer.prepare(store.read_parquet(f["path"])))
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-prefetch") as pool:
-        pending = pool.submit(load, files[0]) if files else None
-        for i in range(len(files)):
-            current = pending.result()  # re-raises the worker's error, naming nothing new
-            pending = pool.submit(load, files[i + 1]) if i + 1 < len(files) else None
-            yield current
 
 
 def stream_predictions(store: ArtifactStore, run_id: str, scorer: Scorer, split: str = "scoring"
@@ -136,9 +107,9 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
     with (store.open_atomic(csv_path) if submission_csv else nullcontext()) as csv:
         if csv is not None:
             csv.write(f"{spec.id_column},{revenue}\n".encode())
-        t1 = time.perf_counter()
-        for i, (f, ids, X) in enumerate(_prefetched(store, scorer, files), 1):
-            pred = scorer.predict_prepared(ids, X)
+        for i, f in enumerate(files, 1):
+            t1 = time.perf_counter()
+            pred = scorer.predict_table(store.read_parquet(f["path"]))
             out = f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet"
             store.write_parquet(out, pa.Table.from_pandas(pred, preserve_index=False))
             if csv is not None:
@@ -149,7 +120,6 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
             rows += len(pred)
             log.info("[score %d/%d] %s: %d rows (%.2fs)", i, len(files), f["partition"], len(pred),
                      time.perf_counter() - t1)
-            t1 = time.perf_counter()
     seconds = time.perf_counter() - t0
     timer.inputs = {"model_run_id": model_run_id, "partitions": [f["partition"] for f in files]}
     timer.outputs = {"predictions": store.uri(f"{stage_dir}/predictions"), "files": written,
