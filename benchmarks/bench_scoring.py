@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --rows 10000000
 
 1. Trains once (cached under ``--cache-dir``, default ``.bench/scoring``, keyed by the training
-   arguments) a stack on a small synthetic set: ``generate_dataset`` then ``runner.run_all`` up to
+   arguments and the contents of config/models.yaml, features.yaml and pipeline.yaml) a stack on a small synthetic set: ``generate_dataset`` then ``runner.run_all`` up to
    ``optimize_gate`` with explicit windows (logical date 2025-10-31, data from 2025-10-01).
 2. Generates (once, cached, keyed by ``--rows``) about ``--rows`` unlabelled test rows in hourly
    partitions of ``--rows-per-partition`` rows (two generator processes), and stages them with
@@ -32,6 +32,7 @@ Progress goes to stderr; the last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -138,7 +139,11 @@ def ensure_model(cache: Path, seed: int, rpp: int, hours: int, extra: dict[str, 
     data, store_root = base / "data", base / "store"
     windows = train_windows(hours)
     marker = base / "trained.json"
-    if marker.exists():
+    # the model must be the one the current configs produce: retrain when any of them changed
+    fingerprint = hashlib.sha256(json.dumps(
+        [(ROOT / c).read_text() for c in ("config/models.yaml", "config/features.yaml", "config/pipeline.yaml")]
+        + sorted(extra.items())).encode()).hexdigest()[:16]
+    if marker.exists() and json.loads(marker.read_text()).get("configs") == fingerprint:
         return data, store_root, windows
     if base.exists():
         shutil.rmtree(base)
@@ -152,7 +157,8 @@ def ensure_model(cache: Path, seed: int, rpp: int, hours: int, extra: dict[str, 
     for stage in (runner.ingest, runner.build_features, runner.train):
         stage(TRAIN_RUN, LOGICAL_DATE, params)
     m = ArtifactStore(str(store_root)).read_manifest(TRAIN_RUN, "ingest")
-    info = {"seconds": round(time.perf_counter() - t0, 1), "rows": {s: o["rows"] for s, o in m["outputs"].items()}}
+    info = {"seconds": round(time.perf_counter() - t0, 1), "rows": {s: o["rows"] for s, o in m["outputs"].items()},
+            "configs": fingerprint}
     marker.write_text(json.dumps(info))
     log(f"trained in {info['seconds']}s: {info['rows']}")
     return data, store_root, windows
