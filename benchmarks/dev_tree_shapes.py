@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--regressor", default="shared,leaves4,leaves7")
     ap.add_argument("--baseline", default="shared,leaves2,leaves4,leaves7")
     ap.add_argument("--classifier-for-regressor", default="leaves2")
+    ap.add_argument("--val-hours", type=int, default=24)
+    ap.add_argument("--hold-hours", type=int, default=24)
     args = ap.parse_args(argv)
     if args.seed == 7:
         raise SystemExit("seed 7 is the quality benchmark's data set: tune on another seed")
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cache = Path(args.cache) / f"dev-s{args.seed}-{args.rows}"
     data = cache / "data"
     bq.generate(data, args.rows, args.seed)
-    splits = bq.build_features(spec, data, cache)
+    splits = bq.build_features(spec, data, cache, args.val_hours, args.hold_hours)
     cfg = load_models_config(args.config)
     (Xt, Mt), (Xv, Mv), (Xh, Mh) = (splits[s] for s in bq.SPLITS)
     yt, yv, yh = (M[spec.primary.revenue].to_numpy(float) for M in (Mt, Mv, Mh))

@@ -113,6 +113,7 @@ class ScoringConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     submission_csv: bool = False   # also write score/submission.csv (id, primary revenue)
+    prune_features: bool = True    # compute only the features the champion's trees split on
 
 
 class PipelineConfig(BaseModel):

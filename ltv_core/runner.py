@@ -141,7 +141,8 @@ def score(run_id: str, logical_date: datetime | str, params: dict[str, Any] | No
         raise DataError(f"run {run_id!r}: the validate stage did not pass, so its scoring partitions are not "
                         "scored (see runs/<run>/validate/result.json)")
     return run_score_stage(ctx.store, run_id, ctx.spec, champion_run(ctx.store),
-                           submission_csv=ctx.config.scoring.submission_csv)
+                           submission_csv=ctx.config.scoring.submission_csv,
+                           prune_features=ctx.config.scoring.prune_features)
 
 
 PIPELINE = ("ingest", "validate", "build_features", "resample", "train_classifier", "train_regressor",

@@ -47,25 +47,47 @@ class Scorer:
     spec: DatasetSpec
     state: FeatureState
     stack: FittedStack
+    prune: bool = True  # compute only the features some tree splits on (see _plan)
 
     @classmethod
-    def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec) -> Scorer:
+    def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec, prune: bool = True) -> Scorer:
         from ltv_core.model_stages import load_stack
 
-        return cls(run_id, spec, load_feature_state(store, run_id), load_stack(store, run_id))
+        return cls(run_id, spec, load_feature_state(store, run_id), load_stack(store, run_id), prune)
 
     def __post_init__(self) -> None:
         # one process scores: let the transform use every core (LightGBM does too)
         self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=os.cpu_count() or 1)
+        self._plan_cache: list[Any] = []
+
+    def _plan(self, table: pa.Table) -> Any:
+        """The pruned transform's plan, made once from the first table: features no tree of the
+        stack splits on are left null instead of computed. Predictions are unchanged (tested);
+        the transform does about half the work for a typical champion."""
+        if not self.prune:
+            return None
+        if not self._plan_cache:
+            used = self.stack.used_features()
+            unknown = used - set(self.state.feature_names)
+            if unknown:  # models and feature state disagree: compute everything, say why
+                log.warning("not pruning features: the models split on %d column(s) unknown to the feature "
+                            "state, e.g. %s", len(unknown), sorted(unknown)[:5])
+                self._plan_cache.append(None)
+            else:
+                plan = self.builder.plan_for(used, self.state, table)
+                log.info("scoring computes %d of %d features (the ones the models split on) from %d raw columns",
+                         len(used), len(self.state.feature_names), len(plan.columns))
+                self._plan_cache.append(plan)
+        return self._plan_cache[0]
 
     def features(self, table: pa.Table) -> DenseMatrix:
         """The model matrix of raw rows, straight from the builder's codes (no category frame)."""
-        feats = self.builder.transform(table, self.state).select(self.state.feature_names)
+        feats = self.builder.transform(table, self.state, plan=self._plan(table)).select(self.state.feature_names)
         cats = {c: category_labels(self.state.vocabularies.get(c, [])) for c in self.state.categorical_features}
         return DenseMatrix.from_arrow(feats, cats)
 
     def features_frame(self, table: pa.Table) -> pd.DataFrame:
-        """The same matrix as a pandas frame with ``category`` columns (notebooks, debugging)."""
+        """Every feature (no pruning) as a pandas frame with ``category`` columns (notebooks, debugging)."""
         return feature_frame(self.builder.transform(table, self.state), self.state)
 
     def predict_table(self, table: pa.Table) -> pd.DataFrame:
@@ -93,11 +115,11 @@ def stream_predictions(store: ArtifactStore, run_id: str, scorer: Scorer, split:
 
 
 def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_run_id: str, *,
-                    submission_csv: bool = False) -> dict[str, Any]:
+                    submission_csv: bool = False, prune_features: bool = True) -> dict[str, Any]:
     """Score every staged scoring partition of ``run_id`` with the model of ``model_run_id``."""
     timer = StageTimer(STAGE, run_id)
     t0 = time.perf_counter()
-    scorer = Scorer.load(store, model_run_id, spec)
+    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features)
     files = _partitions(store, run_id, "scoring")
     stage_dir = store.begin_stage(run_id, STAGE)
     key = spec.partition.key

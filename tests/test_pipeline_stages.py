@@ -192,3 +192,35 @@ def test_cli_train_and_evaluate(base, tmp_path, capsys):
     assert out["stage"] == "evaluate" and out["best_baseline_rmsle"] in ("zero", "mean", "lgbm_log1p", "lgbm_tweedie")
     assert cli.main(["score", *args]) == 2  # no champion yet: a clear error, exit code 2
     assert "no champion" in capsys.readouterr().err
+
+
+def test_pruned_scoring_gives_identical_predictions(base, tmp_path):
+    """Scoring computes only the features some tree splits on; every prediction is unchanged."""
+    import pyarrow as pa
+
+    from ltv_core.ingest import read_staged
+    from ltv_core.scoring import Scorer
+    from ltv_core.spec import load_spec
+
+    params, store = fresh(base, tmp_path)
+    runner.train("base", LOGICAL, params)
+    spec = load_spec("config/datasets/smadex_d7.yaml")
+    table = read_staged(store, "base", "scoring")
+    pruned, full = Scorer.load(store, "base", spec), Scorer.load(store, "base", spec, prune=False)
+    used = pruned.stack.used_features()
+    assert 0 < len(used) < len(pruned.state.feature_names)
+    got, want = pruned.predict_table(table), full.predict_table(table)
+    pd.testing.assert_frame_equal(got, want)
+    plan = pruned._plan(table)
+    assert plan is not None and len(plan.columns) < len(pruned.builder.columns)
+    # the pruned matrix: the used columns equal the full transform's, the others are null
+    X_p, X_f = pruned.features(table), full.features(table)
+    names = list(pruned.state.feature_names)
+    for j, name in enumerate(names):
+        if name in used:
+            np.testing.assert_array_equal(X_p.values[:, j], X_f.values[:, j], err_msg=name)
+    skipped = [j for j, n in enumerate(names) if n not in used and n not in plan.columns]
+    assert skipped and np.isnan(X_p.values[:, skipped]).any()
+    # an empty table still scores (zero rows)
+    assert len(pruned.predict_table(table.slice(0, 0))) == 0
+    assert isinstance(table, pa.Table)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -71,6 +71,17 @@ class _Out:
         if name in self.categorical:
             raise SpecError(f"{group}: feature {name!r} is a categorical code, not a number")
         return self.arrays[name]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a pruned transform computes: raw columns for base statistics and key lookups, and the
+    geo aggregates, target encodings and interactions that some needed output comes from."""
+
+    columns: frozenset[str]
+    geo: frozenset[str]
+    te: frozenset[str]
+    interactions: frozenset[str]
 
 
 def to_float32(a: np.ndarray) -> np.ndarray:
@@ -371,12 +382,14 @@ class FeatureBuilder:
             return _rename_inner(tf.lookup_map_of_maps(arr, key, keys, lk.absent), keys, "total_at__")
         return tf.lookup_map_of_maps_timestamp(arr, key, ev, self.tolerance_s)
 
-    def _geo(self, table: pa.Table, state: FeatureState, out: _Out) -> None:
+    def _geo(self, table: pa.Table, state: FeatureState, out: _Out, plan: _Plan | None = None) -> None:
         if not self.config.geo_aggregates.enabled:
             return
         jobs = []
         for agg in self.config.geo_aggregates.aggregates:  # config order: JSON sorts the state's keys
             name = geo_name(agg)
+            if plan is not None and name not in plan.geo:
+                continue
             if name not in state.geo:
                 raise DataError(f"feature state has no fitted geo aggregate {name!r}: refit the state")
             g = state.geo[name]
@@ -389,11 +402,14 @@ class FeatureBuilder:
         stats = geo_features(g, values.astype(np.float64), group, self._value_set(g.groups))
         return [(f"{g.value}__{stat}_{g.group}", arr, [*sources, g.group], False) for stat, arr in stats.items()]
 
-    def _te_items(self, table: pa.Table, state: FeatureState, fold: int | None) -> list[_Item]:
+    def _te_items(self, table: pa.Table, state: FeatureState, fold: int | None,
+                  plan: _Plan | None = None) -> list[_Item]:
         """Target encodings: they read raw columns only, so with threads they run beside the base jobs."""
         items: list[_Item] = []
         m = self.config.target_encoding.smoothing
         for col in self.config.target_encoding.columns:  # config order, not the state's (sorted) keys
+            if plan is not None and col not in plan.te:
+                continue
             t = state.target_encoding.get(col)
             if t is None:
                 continue  # disabled, or skipped at fit time (see state.te_note)
@@ -405,10 +421,12 @@ class FeatureBuilder:
                 items.append((f"{col}__te_{target}", values.astype(np.float64), [col], False))
         return items
 
-    def _interactions(self, out: _Out) -> None:
+    def _interactions(self, out: _Out, plan: _Plan | None = None) -> None:
         if not self.config.interactions.enabled:
             return
         for it in self.config.interactions.features:
+            if plan is not None and it.name not in plan.interactions:
+                continue
             where = f"interactions[{it.name}]"
             a = out.numeric(it.a, where).astype(np.float64) + it.a_offset  # float64: no float32 overflow
             b = out.numeric(it.b, where).astype(np.float64) + it.b_offset
@@ -417,39 +435,68 @@ class FeatureBuilder:
                      "ratio": lambda: np.where(b != 0, a / np.where(b != 0, b, 1.0), np.nan)}[it.op]()
             out.add(it.name, v, out.sources[it.a] + out.sources[it.b])
 
-    def _compute(self, table: pa.Table, state: FeatureState, fold: int | None) -> _Out:
+    def _compute(self, table: pa.Table, state: FeatureState, fold: int | None, plan: _Plan | None = None) -> _Out:
         ev = self._event_ts(table)
         out = _Out()
         flats: dict[str, tf.Flat | tf.Nested] = {}  # map columns shared by base statistics and lookups
-        te = self._pool().submit(self._te_items, table, state, fold) if self.threads > 1 else None
-        self._base(table, ev, state, out, flats)
+        only = None if plan is None else set(plan.columns)
+        te = self._pool().submit(self._te_items, table, state, fold, plan) if self.threads > 1 else None
+        self._base(table, ev, state, out, flats, only=only)
         if self.config.event_time.enabled:
             for stat, values in tf.event_time(ev).items():
                 out.add(f"{EVENT_PREFIX}__{stat}", values, [EVENT_TS])
-        self._lookups(table, ev, state, out, flats)
+        self._lookups(table, ev, state, out, flats, only=only)
         flats.clear()
-        self._geo(table, state, out)
-        for name, values, sources, _ in (te.result() if te is not None else self._te_items(table, state, fold)):
+        self._geo(table, state, out, plan)
+        for name, values, sources, _ in (te.result() if te is not None else self._te_items(table, state, fold, plan)):
             out.add(name, values, sources)  # config order, after geo: as before
-        self._interactions(out)
+        self._interactions(out, plan)
         return out
 
-    def transform(self, table: pa.Table, state: FeatureState, fold: int | None = None) -> pa.Table:
+    def plan_for(self, needed: Collection[str], state: FeatureState, sample: pa.Table) -> _Plan:
+        """The smallest computation that still yields every ``needed`` output feature.
+
+        Why: a champion's boosters usually split on a fraction of the features (a stump classifier
+        and small regressor heads used about half of them), and at scoring time the rest is work
+        whose result no tree reads. Which raw columns feed which output is taken from a full
+        transform of a few rows of ``sample`` (``_Out.sources``), so it can never disagree with the
+        transform itself."""
+        unknown = sorted(set(needed) - set(state.feature_names))
+        if unknown:
+            raise DataError(f"needed features not in the fitted state: {unknown[:10]}")
+        sources = self._compute(sample.slice(0, min(sample.num_rows, 64)), state, None).sources
+        needed = set(needed)
+        cols = frozenset(c for f in needed for c in sources[f])
+        ga = self.config.geo_aggregates
+        geo = frozenset(geo_name(g) for g in ga.aggregates if ga.enabled and any(
+            f"{g.value}__{GEO_STAT_NAMES[stat]}_{g.group}" in needed for stat in g.stats))
+        te = frozenset(c for c in self.config.target_encoding.columns
+                       if any(f"{c}__te_{t}" in needed for t in state.te_targets))
+        inter = frozenset(it.name for it in self.config.interactions.features if it.name in needed)
+        return _Plan(cols, geo, te, inter)
+
+    def transform(self, table: pa.Table, state: FeatureState, fold: int | None = None,
+                  plan: _Plan | None = None) -> pa.Table:
         """Features of ``table`` (float32, int32 codes with -1 = null) in ``state.feature_names`` order.
 
         ``fold``: the target-encoding fold of a *training* partition (out-of-fold encoding); None
         for every other split. Extra input columns (labels, ids) are ignored, never read.
+        ``plan`` (``plan_for``): compute only what some needed feature comes from; every other
+        column of the result is null (NaN, or code -1), same names, same order.
         """
         if fold is not None and not 0 <= fold < max(state.te_folds, 1):
             raise DataError(f"target-encoding fold {fold} is outside 0..{state.te_folds - 1}")
-        out = self._compute(table, state, fold)
+        out = self._compute(table, state, fold, plan)
+        if plan is not None:
+            self._fill_pruned(out, state, table.num_rows)
         names = list(out.arrays)
         if state.feature_names and names != state.feature_names:
             missing = sorted(set(state.feature_names) - set(names))
             extra = sorted(set(names) - set(state.feature_names))
             raise DataError(f"transform produced features that differ from the fitted state "
                             f"(missing {missing[:10]}, unexpected {extra[:10]}): refit the state")
-        assert_no_leakage(self.spec, names, out.sources)
+        # a pruned transform's null columns are built from nothing: the guard checks what was computed
+        assert_no_leakage(self.spec, names if plan is None else [n for n in names if out.sources[n]], out.sources)
         cats = set(out.categorical)
 
         def to_arrow(n: str) -> pa.Array:
@@ -458,6 +505,20 @@ class FeatureBuilder:
 
         arrays = list(self._pool().map(to_arrow, names)) if self.threads > 1 else [to_arrow(n) for n in names]
         return pa.Table.from_arrays(arrays, names=names)
+
+    @staticmethod
+    def _fill_pruned(out: _Out, state: FeatureState, n: int) -> None:
+        """Null columns for the outputs a plan skipped, everything in the state's order."""
+        cats = set(state.categorical_features)
+        arrays, sources = {}, {}
+        for name in state.feature_names:
+            if name in out.arrays:
+                arrays[name], sources[name] = out.arrays[name], out.sources[name]
+            else:
+                arrays[name] = np.full(n, -1, np.int32) if name in cats else np.full(n, np.nan, np.float32)
+                sources[name] = []
+        out.arrays, out.sources = arrays, sources
+        out.categorical = [c for c in state.feature_names if c in cats]
 
     def transform_partition(self, table: pa.Table, state: FeatureState, labelled: bool,
                             fold: int | None = None) -> pa.Table:
@@ -619,6 +680,10 @@ def _index_in(arr: pa.Array, values: list[str], value_set: pa.Array | None = Non
     return int_values(idx, -1)
 
 
+# config stat -> output name part: <value>__<part>_<group>, e.g. release_msrp__pct_in_country
+GEO_STAT_NAMES = {"pct": "pct_in", "dev_median": "dev_median", "ratio_median": "ratio_median"}
+
+
 def geo_features(g: GeoTable, values: np.ndarray, group: pa.Array,
                  group_set: pa.Array | None = None) -> dict[str, np.ndarray]:
     """Percentile of the value within its group's training distribution and distance to the median.
@@ -644,10 +709,10 @@ def geo_features(g: GeoTable, values: np.ndarray, group: pa.Array,
     pct[np.isnan(values)] = np.nan
     out = {}
     if "pct" in g.stats:
-        out["pct_in"] = pct
+        out[GEO_STAT_NAMES["pct"]] = pct
     if "dev_median" in g.stats:
-        out["dev_median"] = values - med
+        out[GEO_STAT_NAMES["dev_median"]] = values - med
     if "ratio_median" in g.stats:
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["ratio_median"] = np.where(med != 0, values / np.where(med != 0, med, 1.0), np.nan)
+            out[GEO_STAT_NAMES["ratio_median"]] = np.where(med != 0, values / np.where(med != 0, med, 1.0), np.nan)
     return out

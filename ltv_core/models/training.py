@@ -398,6 +398,20 @@ class FittedStack:
     def k(self) -> int:
         return self.horizons.index(self.primary)
 
+    def used_features(self) -> set[str]:
+        """Feature columns some tree of a booster that ``predict`` calls splits on.
+
+        Every other column of the matrix can hold anything (scoring leaves it null) without
+        changing a prediction: no tree reads it."""
+        boosters = [self.classifier.booster_, *getattr(self.classifier, "extra_boosters_", []),
+                    *self.regressor.boosters_]
+        if self.stacker is not None and (getattr(self.stacker, "use_point", True) or self.has_value_head):
+            boosters += [m.booster_ for m in self.base_models.values() if m.booster_ is not None]
+        used: set[str] = set()
+        for b in boosters:
+            used |= {n for n, c in zip(b.feature_name(), b.feature_importance("split"), strict=True) if c > 0}
+        return used
+
     def dense(self, X: pd.DataFrame | DenseMatrix) -> DenseMatrix:
         """X in the classifier's column order, converted once for all boosters (DenseMatrix)."""
         if isinstance(X, DenseMatrix):
@@ -454,6 +468,9 @@ class FittedStack:
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """p_buyer, pred_<h> (RMSLE point, gated for the primary) and value_<h> (E[y]) per row."""
         X = self.dense(X)  # one conversion for every booster of the stack
+        if len(X) == 0:  # an empty partition: LightGBM refuses zero rows, the answer is no rows
+            cols = ["p_buyer", *(f"pred_{h}" for h in self.horizons), *(f"value_{h}" for h in self.horizons)]
+            return pd.DataFrame({c: np.zeros(0) for c in cols}, index=X.index)
         comp = self.components(X)
         P = np.expm1(self.point_log1p(X, comp))
         gated = self.gate.apply(P[:, self.k], comp["p"], comp["m_mean"][:, self.k])
