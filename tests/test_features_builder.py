@@ -393,3 +393,36 @@ def test_carry_columns_are_not_features(fitted, synthetic):
     assert out.column_names == state.feature_names + carry
     assert not set(carry) & set(state.feature_names)
     assert out.column(EVENT_TS)[0].as_py() == int(datetime(2025, 10, 1, tzinfo=timezone.utc).timestamp())
+
+
+@pytest.mark.parametrize("needed", [
+    ["country__te_buyer"],                                               # a target encoding alone
+    ["release_msrp__pct_in_country", "hist_spend_x_sessions"],           # a geo aggregate + an interaction
+    ["whale_users_bundle_revenue_prank__at_advertiser_bundle", "dev_os", "event_time__hour_sin"],
+])
+def test_pruned_transform_keeps_needed_features_bit_identical(fitted, synthetic, needed):
+    """A plan computes what the needed outputs come from; they equal the full transform's, every
+    other column is null (NaN / code -1), names and order unchanged."""
+    builder, state = fitted
+    needed = [n for n in needed if n in state.feature_names]
+    assert needed, "the test names must exist in the fitted state"
+    _, table = synthetic["test"][0]
+    plan = builder.plan_for(needed, state, table)
+    full, pruned = builder.transform(table, state), builder.transform(table, state, plan=plan)
+    assert pruned.column_names == full.column_names == state.feature_names
+    assert pruned.schema == full.schema
+    for n in needed:  # NaN == NaN here
+        np.testing.assert_array_equal(pruned.column(n).to_numpy(), full.column(n).to_numpy(), err_msg=n)
+    assert len(plan.columns) < len(builder.columns)
+    untouched = [n for n in state.feature_names if n not in needed and not set(n.split("__")[:1]) & set(plan.columns)
+                 and not n.startswith("event_time")]
+    assert untouched
+    for n in untouched[:50]:
+        col = pruned.column(n).to_numpy(zero_copy_only=False)
+        assert (col == -1).all() if n in state.categorical_features else np.isnan(col).all(), n
+
+
+def test_plan_refuses_unknown_features(fitted, synthetic):
+    builder, state = fitted
+    with pytest.raises(DataError, match="not in the fitted state"):
+        builder.plan_for(["no_such_feature"], state, synthetic["test"][0][1])
