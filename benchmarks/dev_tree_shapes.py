@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.regressor.split(","):
         t0 = time.perf_counter()
         b = fit("l2", {**cfg.regressor.params, **CANDIDATES[name]}, Xt[buy_t], np.log1p(yt[buy_t]),
-                Xv[buy_v], np.log1p(yv[buy_v]), 1)
+                Xv[buy_v], np.log1p(yv[buy_v]), 0)
         mv, mh = b.predict(Xv), b.predict(Xh)
         out["regressor"][name] = {"val_rmse_log1p_buyers": float(np.sqrt(np.mean((mv[buy_v] - np.log1p(yv[buy_v])) ** 2))),
                                   **ranking(pv * np.exp(mv), ph * np.exp(mh)), "trees": b.current_iteration(),
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"regressor {name}: {out['regressor'][name]}")
     for name in args.baseline.split(","):
         t0 = time.perf_counter()
-        b = fit("l2", CANDIDATES[name], Xt, np.log1p(yt), Xv, np.log1p(yv), 2)
+        b = fit("l2", CANDIDATES[name], Xt, np.log1p(yt), Xv, np.log1p(yv), 0)
         sv, sh = b.predict(Xv), b.predict(Xh)
         out["baseline"][name] = {"val_l2_log1p": float(np.mean((sv - np.log1p(yv)) ** 2)),
                                  **ranking(np.maximum(sv, 1e-9), np.maximum(sh, 1e-9)), "trees": b.current_iteration(),
