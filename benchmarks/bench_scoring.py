@@ -256,16 +256,18 @@ def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str)
     spec = load_spec(ROOT / SPEC_PATH)
     store = ArtifactStore(store_root)
     secs: dict[str, float] = {k: 0.0 for k in ("load", "read", "transform", "frame", "predict", "lgbm", "write")}
+    cpu: dict[str, float] = dict.fromkeys(secs, 0.0)  # process CPU seconds (all threads) in each step
     proc = psutil.Process()
     rss_after: list[float] = []
 
     def timed(key: str, fn: Any, after: Any = None) -> Any:
         def wrapper(*a: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return fn(*a, **kw)
             finally:
                 secs[key] += time.perf_counter() - t0
+                cpu[key] += time.process_time() - c0
                 if after is not None:
                     after()
         return wrapper
@@ -273,20 +275,21 @@ def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str)
     # Timers around the functions the stage calls (the stage's own code is untouched).
     scoring.Scorer.load = classmethod(timed("load", scoring.Scorer.load.__func__))
     ArtifactStore.read_parquet = timed("read", ArtifactStore.read_parquet)
-    FeatureBuilder.transform = timed("transform", FeatureBuilder.transform)
-    scoring.DenseMatrix.from_arrow = classmethod(timed("frame", scoring.DenseMatrix.from_arrow.__func__))
+    FeatureBuilder.matrix = timed("transform", FeatureBuilder.matrix)
+    scoring.DenseMatrix.from_values = classmethod(timed("frame", scoring.DenseMatrix.from_values.__func__))
     FittedStack.predict = timed("predict", FittedStack.predict)
     lgb.Booster.predict = timed("lgbm", lgb.Booster.predict)
     ArtifactStore.write_parquet = timed("write", ArtifactStore.write_parquet,
                                         after=lambda: rss_after.append(proc.memory_info().rss))
     rss_start = proc.memory_info().rss
     with RssSampler() as sampler:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = scoring.run_score_stage(store, run_id, spec, model_run_id)
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     Path(out_json).write_text(json.dumps({
-        "result": out, "seconds": seconds, "secs": secs, "rss_start": rss_start, "rss_after": rss_after,
+        "result": out, "seconds": seconds, "secs": secs, "cpu": cpu, "cpu_seconds": cpu_seconds,
+        "rss_start": rss_start, "rss_after": rss_after,
         "peak_sampled": sampler.peak, "ru_maxrss": maxrss_kb * 1024}))
 
 
@@ -341,10 +344,13 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
     calls: list[tuple[Any, Any, float]] = []
     orig = lgb.Booster.predict
 
+    cpu = [0.0]
+
     def recording(self: Any, data: Any, *a: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = orig(self, data, *a, **kw)
         calls.append((self, data, time.perf_counter() - t0))
+        cpu[0] += time.process_time() - c0
         return out
 
     lgb.Booster.predict = recording
@@ -352,13 +358,14 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
         passes = []
         for _ in range(2):
             calls.clear()
+            cpu[0] = 0.0
             t0 = time.perf_counter()
             for X in frames:
                 scorer.stack.predict(X)
-            passes.append((time.perf_counter() - t0, sum(c[2] for c in calls), list(calls)))
+            passes.append((time.perf_counter() - t0, sum(c[2] for c in calls), list(calls), cpu[0]))
     finally:
         lgb.Booster.predict = orig
-    stack_s, lgbm_s, last_calls = min(passes, key=lambda p: p[1])
+    stack_s, lgbm_s, last_calls, lgbm_cpu_s = min(passes, key=lambda p: p[1])
     # Replay the same booster calls on a float64 matrix built independently from the category frame
     # (a cross-check of the stack's own DenseMatrix: numpy_max_abs_diff must be 0).
     by_frame = {id(X.values): X.values for X in frames}
@@ -378,7 +385,8 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
     per_frame = len(last_calls) // len(frames)
     trees = sorted((b.num_trees() for b in boosters.values()), reverse=True)
     return {"rows": rows, "partitions": len(frames), "features": int(frames[0].values.shape[1]),
-            "stack_s": stack_s, "lgbm_s": lgbm_s, "numpy_s": min(np_times), "numpy_max_abs_diff": max_diff,
+            "stack_s": stack_s, "lgbm_s": lgbm_s, "lgbm_cpu_s": lgbm_cpu_s, "numpy_s": min(np_times),
+            "numpy_max_abs_diff": max_diff,
             "booster_calls_per_partition": per_frame, "distinct_boosters": len(boosters), "trees": trees}
 
 
@@ -438,6 +446,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "lgbm_in_stage_rows_per_s": round(rows / secs["lgbm"]) if secs["lgbm"] > 0 else None,
         "slowdown_vs_lgbm_in_stage": round(seconds / secs["lgbm"], 2) if secs["lgbm"] > 0 else None,
         "target_slowdown": 1.5,
+        # CPU seconds of the process (all threads): how many cores each step keeps busy
+        "cpu_seconds": round(sc["cpu_seconds"], 1),
+        "cpu_seconds_breakdown": {k: round(v, 1) for k, v in sc["cpu"].items()},
+        "bare_predict_cores_busy": round(bare["lgbm_cpu_s"] / bare["lgbm_s"], 2),
         "peak_rss_mb": _mb(max(sc["peak_sampled"], sc["ru_maxrss"])),
         "peak_rss_sampled_mb": _mb(sc["peak_sampled"]),
         "rss_mb_start": _mb(sc["rss_start"]),

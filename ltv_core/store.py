@@ -197,9 +197,15 @@ class ArtifactStore:
             pq.write_table(table, fh, **kwargs)
         return path
 
-    def read_parquet(self, path: str, columns: list[str] | None = None) -> pa.Table:
+    def read_parquet(self, path: str, columns: list[str] | None = None, *, skip_missing: bool = False) -> pa.Table:
+        """``columns``: read only these; ``skip_missing``: leave out the ones the file lacks (one open,
+        the footer's schema) instead of failing (optional columns of a dataset spec)."""
         try:
             with self.fs.open(path, "rb") as fh:
+                if columns is not None and skip_missing:
+                    pf = pq.ParquetFile(fh)
+                    present = set(pf.schema_arrow.names)
+                    return pf.read(columns=[c for c in columns if c in present])
                 return pq.read_table(fh, columns=columns)
         except FileNotFoundError:
             raise DataError(f"parquet artefact not found in store {self.url}: {path}") from None

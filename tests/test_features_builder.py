@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -399,6 +400,7 @@ def test_carry_columns_are_not_features(fitted, synthetic):
     ["country__te_buyer"],                                               # a target encoding alone
     ["release_msrp__pct_in_country", "hist_spend_x_sessions"],           # a geo aggregate + an interaction
     ["whale_users_bundle_revenue_prank__at_advertiser_bundle", "dev_os", "event_time__hour_sin"],
+    ["avg_daily_sessions__sum"],                                         # a lookup's map, not the lookup
 ])
 def test_pruned_transform_keeps_needed_features_bit_identical(fitted, synthetic, needed):
     """A plan computes what the needed outputs come from; they equal the full transform's, every
@@ -411,6 +413,12 @@ def test_pruned_transform_keeps_needed_features_bit_identical(fitted, synthetic,
     full, pruned = builder.transform(table, state), builder.transform(table, state, plan=plan)
     assert pruned.column_names == full.column_names == state.feature_names
     assert pruned.schema == full.schema
+    # what scoring reads from a file (the plan's input columns) is enough for the same result
+    projected = table.select([c for c in builder.input_columns(plan) if c in table.column_names])
+    again = builder.transform(projected, state, plan=plan)
+    assert again.schema == pruned.schema
+    for n in again.column_names:  # NaN == NaN
+        np.testing.assert_array_equal(again.column(n).to_numpy(), pruned.column(n).to_numpy(), err_msg=n)
     for n in needed:  # NaN == NaN here
         np.testing.assert_array_equal(pruned.column(n).to_numpy(), full.column(n).to_numpy(), err_msg=n)
     assert len(plan.columns) < len(builder.columns)
@@ -426,3 +434,60 @@ def test_plan_refuses_unknown_features(fitted, synthetic):
     builder, state = fitted
     with pytest.raises(DataError, match="not in the fitted state"):
         builder.plan_for(["no_such_feature"], state, synthetic["test"][0][1])
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_matrix_equals_transform_then_dense_matrix(fitted, synthetic, pruned):
+    """The scoring matrix (built without Arrow table or frame) holds the same float32 values as the
+    transform's table converted by ``DenseMatrix.from_arrow``; column-major; codes -1 -> NaN."""
+    from ltv_core.features.stage import category_labels
+    from ltv_core.models import DenseMatrix
+
+    builder, state = fitted
+    _, table = synthetic["test"][0]
+    plan = builder.plan_for(state.feature_names[::3], state, table) if pruned else None
+    cats = {c: category_labels(state.vocabularies.get(c, [])) for c in state.categorical_features}
+    M = builder.matrix(table, state, plan=plan)
+    want = DenseMatrix.from_arrow(builder.transform(table, state, plan=plan), cats).values
+    assert M.dtype == np.float32 and M.flags.f_contiguous and M.shape == want.shape
+    np.testing.assert_array_equal(M, want)  # NaN == NaN
+    X = DenseMatrix.from_values(M, state.feature_names, cats)
+    for c in state.categorical_features:  # the fallback frame decodes the same categories
+        got = X.frame[c]
+        ref = DenseMatrix.from_arrow(builder.transform(table, state, plan=plan), cats).frame[c]
+        pd.testing.assert_series_equal(got, ref, check_names=False)
+    empty = builder.matrix(table.slice(0, 0), state, plan=plan)
+    assert empty.shape == (0, len(state.feature_names))
+
+
+def test_dense_matrix_from_values_rejects_bad_codes(fitted):
+    from ltv_core.models import DenseMatrix
+
+    _, state = fitted
+    c = state.categorical_features[0]
+    names = state.feature_names
+    M = np.zeros((3, len(names)), np.float32)
+    M[0, names.index(c)] = 10**6
+    with pytest.raises(DataError, match=c):
+        DenseMatrix.from_values(M, names, {c: ["a", "b"]})
+    with pytest.raises(DataError, match="shape"):
+        DenseMatrix.from_values(M[:, :-1], names, {})
+
+
+def test_plan_computes_only_the_needed_statistics_of_a_column(fitted, synthetic):
+    """A histogram or list column some needed output reads computes that statistic only; its other
+    statistics are null, the needed one is bit-identical."""
+    builder, state = fitted
+    _, table = synthetic["test"][0]
+    hist = next(c.name for c in builder.columns if c.kind.value == "histogram")
+    lst = next(c.name for c in builder.columns if c.kind.value == "list_string")
+    needed = [f"{hist}__entropy", f"{lst}__length"]
+    assert set(needed) <= set(state.feature_names)
+    plan = builder.plan_for(needed, state, table)
+    assert plan.stats[hist] == {"entropy"} and plan.stats[lst] == {"length"}
+    full, pruned = builder.transform(table, state), builder.transform(table, state, plan=plan)
+    for n in needed:
+        np.testing.assert_array_equal(pruned.column(n).to_numpy(), full.column(n).to_numpy(), err_msg=n)
+    for n in (f"{hist}__sum", f"{hist}__max", f"{lst}__unique"):
+        assert np.isnan(pruned.column(n).to_numpy()).all(), n
+        assert not np.isnan(full.column(n).to_numpy()).all(), n

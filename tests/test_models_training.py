@@ -260,14 +260,16 @@ def test_param_search_keeps_the_lowest_validation_loss(sets: dict) -> None:
         assert got == pytest.approx(min(c["loss"] for c in search["candidates"])), name
 
 
-def test_stacker_oof_models_use_each_components_own_params(stack) -> None:  # type: ignore[no-untyped-def]
+def test_stacker_oof_models_use_each_components_own_params(sets: dict, baselines: dict) -> None:
     from ltv_core.models.stacker import Stacker
 
-    if stack.stacker is None:
-        pytest.skip("the stacker was not kept on this data")
-    lp = stack.stacker.learner_params
-    assert lp["p"] == stack.classifier.params and lp["m"] == stack.regressor.params
-    again = Stacker.from_state(json.loads(json.dumps(stack.stacker.to_state())))
+    (X, L), (Xv, Lv) = sets["train"], sets["val"]
+    forced = load_models_config(overrides={**FAST, "stacker": {**FAST.get("stacker", {}), "min_gain": -1e9}})
+    kept = train_stack(X, L, Xv, Lv, SPEC, forced, base_models=baselines)
+    assert kept.stacker is not None and kept.decisions["stacker"]["chosen"] == "stacker"
+    lp = kept.stacker.learner_params
+    assert lp["p"] == kept.classifier.params and lp["m"] == kept.regressor.params
+    again = Stacker.from_state(json.loads(json.dumps(kept.stacker.to_state())))
     assert again.learner_params == lp
 
 

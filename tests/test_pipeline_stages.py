@@ -224,3 +224,18 @@ def test_pruned_scoring_gives_identical_predictions(base, tmp_path):
     # an empty table still scores (zero rows)
     assert len(pruned.predict_table(table.slice(0, 0))) == 0
     assert isinstance(table, pa.Table)
+    # the stage's reads: after the first partition (which makes the plan), only the plan's raw
+    # columns are read from a file; the predictions are the full read's, partition by partition
+    from ltv_core.scoring import _partitions
+
+    reader = Scorer.load(store, "base", spec)
+    files = _partitions(store, "base", "scoring")
+    assert len(files) >= 2
+    for i, f in enumerate(files):
+        staged = store.read_parquet(f["path"])
+        got_t = reader.read(store, f["path"])
+        if i:
+            assert set(got_t.column_names) < set(staged.column_names)
+            assert set(got_t.column_names) <= set(reader.builder.input_columns(plan)) | {spec.id_column}
+        pd.testing.assert_frame_equal(reader.predict_table(got_t), full.predict_table(staged))
+        assert reader.predict_arrow(got_t).schema.field("model_run_id").type == pa.string()

@@ -53,7 +53,7 @@ _Item = tuple[str, np.ndarray, list[str], bool]  # name, values, source columns,
 class _Out:
     """Ordered outputs of one transform: name -> array, plus sources and which are categorical."""
 
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray | None] = field(default_factory=dict)  # None: pruned (see _fill_pruned)
     sources: dict[str, list[str]] = field(default_factory=dict)
     categorical: list[str] = field(default_factory=list)
 
@@ -82,6 +82,9 @@ class _Plan:
     geo: frozenset[str]
     te: frozenset[str]
     interactions: frozenset[str]
+    # per map / histogram / list column: the statistics some needed output is (the rest are skipped)
+    stats: dict[str, frozenset[str]] = field(default_factory=dict)
+    lookups: frozenset[int] = frozenset()  # positions in key_lookups.lookups of the lookups to run
 
 
 def to_float32(a: np.ndarray) -> np.ndarray:
@@ -266,10 +269,13 @@ class FeatureBuilder:
 
     # --- transform ------------------------------------------------------------------------------------
     def _base(self, table: pa.Table, ev: np.ndarray, state: FeatureState | None, out: _Out,
-              flats: dict[str, tf.Flat | tf.Nested], only: set[str] | None = None) -> None:
-        """Per-kind transforms of every allow-listed column (``state=None``: stateless ones only)."""
-        jobs = [partial(self._column_items, table, col, ev, state, flats) for col in self.columns
-                if only is None or col.name in only]
+              flats: dict[str, tf.Flat | tf.Nested], only: set[str] | None = None,
+              stats: dict[str, frozenset[str]] | None = None) -> None:
+        """Per-kind transforms of every allow-listed column (``state=None``: stateless ones only);
+        ``only``/``stats``: a plan's columns and, per nested column, the statistics to compute."""
+        stats = stats or {}
+        jobs = [partial(self._column_items, table, col, ev, state, flats, stats.get(col.name)) for col in self.columns
+                if (only is None or col.name in only) and stats.get(col.name, True)]
         self._run(jobs, out)
 
     def _flat(self, table: pa.Table, col: ColumnSpec, flats: dict[str, tf.Flat | tf.Nested]) -> tf.Flat | tf.Nested:
@@ -297,7 +303,7 @@ class FeatureBuilder:
         return hit[1]
 
     def _column_items(self, table: pa.Table, col: ColumnSpec, ev: np.ndarray, state: FeatureState | None,
-                      flats: dict[str, tf.Flat | tf.Nested]) -> list[_Item]:
+                      flats: dict[str, tf.Flat | tf.Nested], stats: frozenset[str] | None = None) -> list[_Item]:
         kind, name = col.kind, col.name
         if kind is K.categorical:
             if state is None or not self.config.categorical.enabled:
@@ -312,7 +318,7 @@ class FeatureBuilder:
         if not self._kind_on(kind):
             return []
         return [(f"{name}__{stat}", values, [name], False)
-                for stat, values in self._nested(table, col, ev, state, flats).items()]
+                for stat, values in self._nested(table, col, ev, state, flats, stats).items()]
 
     def _scalar(self, col: str, values: np.ndarray, state: FeatureState | None, on: bool, name: str) -> list[_Item]:
         items: list[_Item] = [(name, values, [col], False)] if on else []
@@ -333,16 +339,17 @@ class FeatureBuilder:
         return self._executor
 
     def _nested(self, table: pa.Table, col: ColumnSpec, ev: np.ndarray, state: FeatureState | None,
-                flats: dict[str, tf.Flat | tf.Nested]) -> tf.Stats:
+                flats: dict[str, tf.Flat | tf.Nested], stats: frozenset[str] | None = None) -> tf.Stats:
         kind = col.kind
+        names = self._stat_names(kind)
+        if stats is not None:  # a plan's subset, in the configured order
+            names = [s for s in names if s in stats]
         if kind is K.list_string:
-            return tf.list_string(self._column(table, col))
+            return tf.list_string(self._column(table, col), names)
         arr = self._flat(table, col, flats)
         keys = state.inner_keys.get(col.name, []) if state is not None else []
-        if kind is K.map_numeric:
-            return tf.map_numeric(arr, self.config.base.map_numeric_stats)
-        if kind is K.histogram:
-            return tf.map_numeric(arr, self.config.base.histogram_stats)
+        if kind in (K.map_numeric, K.histogram):
+            return tf.map_numeric(arr, names)
         if kind is K.map_timestamp:
             return tf.map_timestamp(arr, ev, self.tolerance_s)
         if kind is K.map_of_maps:
@@ -352,10 +359,12 @@ class FeatureBuilder:
         raise SpecError(f"column {col.name!r}: no transform for kind {kind.value!r}")  # pragma: no cover
 
     def _lookups(self, table: pa.Table, ev: np.ndarray, state: FeatureState | None, out: _Out,
-                 flats: dict[str, tf.Flat | tf.Nested], only: set[str] | None = None) -> None:
+                 flats: dict[str, tf.Flat | tf.Nested], only: set[str] | None = None,
+                 plan: _Plan | None = None) -> None:
         if not self.config.key_lookups.enabled:
             return
-        chosen = [lk for lk in self.config.key_lookups.lookups if only is None or lk.map in only]
+        chosen = [lk for i, lk in enumerate(self.config.key_lookups.lookups)
+                  if (only is None or lk.map in only) and (plan is None or i in plan.lookups)]
         codes = {c: tf.KeyCodes(self._column(table, self._features[c])) for c in {lk.key_column for lk in chosen}}
         self._run([partial(self._lookup_items, table, lk, ev, state, codes[lk.key_column], flats) for lk in chosen],
                   out)
@@ -441,11 +450,11 @@ class FeatureBuilder:
         flats: dict[str, tf.Flat | tf.Nested] = {}  # map columns shared by base statistics and lookups
         only = None if plan is None else set(plan.columns)
         te = self._pool().submit(self._te_items, table, state, fold, plan) if self.threads > 1 else None
-        self._base(table, ev, state, out, flats, only=only)
+        self._base(table, ev, state, out, flats, only=only, stats=None if plan is None else plan.stats)
         if self.config.event_time.enabled:
             for stat, values in tf.event_time(ev).items():
                 out.add(f"{EVENT_PREFIX}__{stat}", values, [EVENT_TS])
-        self._lookups(table, ev, state, out, flats, only=only)
+        self._lookups(table, ev, state, out, flats, only=only, plan=plan)
         flats.clear()
         self._geo(table, state, out, plan)
         for name, values, sources, _ in (te.result() if te is not None else self._te_items(table, state, fold, plan)):
@@ -473,17 +482,33 @@ class FeatureBuilder:
         te = frozenset(c for c in self.config.target_encoding.columns
                        if any(f"{c}__te_{t}" in needed for t in state.te_targets))
         inter = frozenset(it.name for it in self.config.interactions.features if it.name in needed)
-        return _Plan(cols, geo, te, inter)
+        # base outputs needed directly, or as the input of a kept geo aggregate or interaction
+        outputs = set(needed) | {g.value for g in ga.aggregates if geo_name(g) in geo} | {
+            x for it in self.config.interactions.features if it.name in inter for x in (it.a, it.b)}
+        stats = {c.name: frozenset(st for st in self._stat_names(c.kind) if f"{c.name}__{st}" in outputs)
+                 for c in self.columns if c.name in cols and self._stat_names(c.kind)}
+        # a lookup runs when one of its outputs (sources: exactly its map and key columns) is needed
+        lookups = frozenset(i for i, lk in enumerate(self.config.key_lookups.lookups) if any(
+            n.startswith(f"{lk.map}__") and set(sources[n]) == {lk.map, lk.key_column} for n in outputs))
+        return _Plan(cols, geo, te, inter, stats, lookups)
 
-    def transform(self, table: pa.Table, state: FeatureState, fold: int | None = None,
-                  plan: _Plan | None = None) -> pa.Table:
-        """Features of ``table`` (float32, int32 codes with -1 = null) in ``state.feature_names`` order.
+    def _stat_names(self, kind: FeatureKind) -> list[str]:
+        """The statistics a base transform of ``kind`` can skip one by one (others compute all)."""
+        base = self.config.base
+        return {K.map_numeric: base.map_numeric_stats, K.histogram: base.histogram_stats,
+                K.list_string: ["length", "unique"]}.get(kind, [])
 
-        ``fold``: the target-encoding fold of a *training* partition (out-of-fold encoding); None
-        for every other split. Extra input columns (labels, ids) are ignored, never read.
-        ``plan`` (``plan_for``): compute only what some needed feature comes from; every other
-        column of the result is null (NaN, or code -1), same names, same order.
-        """
+    def input_columns(self, plan: _Plan | None = None) -> list[str]:
+        """Raw columns the transform can read (with ``plan``: the pruned transform), so callers read
+        only these from a file: the event time, feature columns and key-lookup maps and keys."""
+        if plan is not None:
+            return sorted(plan.columns | {EVENT_TS})
+        lookups = self.config.key_lookups.lookups
+        wanted = [c.name for c in self.columns] + [lk.key_column for lk in lookups] + [lk.map for lk in lookups]
+        return list(dict.fromkeys([*wanted, EVENT_TS]))
+
+    def _checked(self, table: pa.Table, state: FeatureState, fold: int | None, plan: _Plan | None) -> _Out:
+        """The computed outputs in the state's order, checked against the state and the leakage guard."""
         if fold is not None and not 0 <= fold < max(state.te_folds, 1):
             raise DataError(f"target-encoding fold {fold} is outside 0..{state.te_folds - 1}")
         out = self._compute(table, state, fold, plan)
@@ -497,26 +522,91 @@ class FeatureBuilder:
                             f"(missing {missing[:10]}, unexpected {extra[:10]}): refit the state")
         # a pruned transform's null columns are built from nothing: the guard checks what was computed
         assert_no_leakage(self.spec, names if plan is None else [n for n in names if out.sources[n]], out.sources)
+        return out
+
+    def matrix(self, table: pa.Table, state: FeatureState, plan: _Plan | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """The model matrix itself, for scoring: float32, column-major (each feature one contiguous
+        write), category codes as floats with NaN for null — what LightGBM converts a category frame
+        to. It skips the Arrow table and pandas frame that ``transform`` + ``DenseMatrix.from_arrow``
+        would build and copy for every partition; the values are the same (tested).
+
+        ``out``: a float32 column-major array of the right shape to fill instead of a new one (a
+        caller that consumes each matrix before the next saves the fresh pages of every partition).
+        """
+        res = self._checked(table, state, None, plan)
+        cats = set(res.categorical)
+        names = list(res.arrays)
+        shape = (table.num_rows, len(names))
+        if out is None:
+            out = np.empty(shape, np.float32, order="F")
+        elif out.shape != shape or out.dtype != np.float32 or not out.flags.f_contiguous:
+            raise DataError(f"matrix buffer {out.shape} {out.dtype} is not a float32 column-major {shape} array")
+
+        def fill(cols: range) -> None:
+            for j in cols:
+                v = res.arrays[names[j]]
+                if v is None:  # pruned: null (NaN codes included)
+                    out[:, j] = np.nan
+                elif names[j] in cats:
+                    out[:, j] = v
+                    out[v < 0, j] = np.nan
+                else:
+                    out[:, j] = to_float32(v)
+
+        self._chunked(fill, len(names))
+        return out
+
+    def _chunked(self, fn: Callable[[range], None], n: int) -> None:
+        """``fn`` over 0..n-1 in one contiguous block per thread (a task per column costs more in
+        thread hand-offs than the copy itself)."""
+        k = max(1, min(self.threads, n))
+        blocks = [range(i * n // k, (i + 1) * n // k) for i in range(k)]
+        if k > 1:
+            list(self._pool().map(fn, blocks))
+        else:
+            fn(blocks[0])
+
+    def transform(self, table: pa.Table, state: FeatureState, fold: int | None = None,
+                  plan: _Plan | None = None) -> pa.Table:
+        """Features of ``table`` (float32, int32 codes with -1 = null) in ``state.feature_names`` order.
+
+        ``fold``: the target-encoding fold of a *training* partition (out-of-fold encoding); None
+        for every other split. Extra input columns (labels, ids) are ignored, never read.
+        ``plan`` (``plan_for``): compute only what some needed feature comes from; every other
+        column of the result is null (NaN, or code -1), same names, same order.
+        """
+        out = self._checked(table, state, fold, plan)
+        names = list(out.arrays)
         cats = set(out.categorical)
 
         def to_arrow(n: str) -> pa.Array:
             v = out.arrays[n]
+            if v is None:  # pruned
+                v = np.full(table.num_rows, -1, np.int32) if n in cats else np.full(table.num_rows, np.nan, np.float32)
             return pa.array(v.astype(np.int32, copy=False) if n in cats else to_float32(v))
 
-        arrays = list(self._pool().map(to_arrow, names)) if self.threads > 1 else [to_arrow(n) for n in names]
+        arrays: list[pa.Array] = [None] * len(names)  # type: ignore[list-item]
+
+        def convert(cols: range) -> None:
+            for j in cols:
+                arrays[j] = to_arrow(names[j])
+
+        self._chunked(convert, len(names))
         return pa.Table.from_arrays(arrays, names=names)
 
     @staticmethod
     def _fill_pruned(out: _Out, state: FeatureState, n: int) -> None:
-        """Null columns for the outputs a plan skipped, everything in the state's order."""
+        """Placeholders (None: null when materialised) for the outputs a plan skipped, everything in
+        the state's order."""
         cats = set(state.categorical_features)
-        arrays, sources = {}, {}
+        arrays: dict[str, np.ndarray | None] = {}
+        sources: dict[str, list[str]] = {}
         for name in state.feature_names:
             if name in out.arrays:
                 arrays[name], sources[name] = out.arrays[name], out.sources[name]
             else:
-                arrays[name] = np.full(n, -1, np.int32) if name in cats else np.full(n, np.nan, np.float32)
-                sources[name] = []
+                arrays[name], sources[name] = None, []
         out.arrays, out.sources = arrays, sources
         out.categorical = [c for c in state.feature_names if c in cats]
 

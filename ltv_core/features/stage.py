@@ -44,9 +44,7 @@ _MERGE_EVERY = 8
 
 def _input_columns(store: ArtifactStore, path: str, builder: FeatureBuilder, labelled: bool) -> list[str]:
     """Only what the features and carry-alongs need (post-outcome columns are never even read)."""
-    wanted = [c.name for c in builder.columns]
-    wanted += [lk.key_column for lk in builder.config.key_lookups.lookups] + [lk.map for lk in builder.config.key_lookups.lookups]
-    wanted += carry_columns(builder.spec, labelled)
+    wanted = builder.input_columns() + carry_columns(builder.spec, labelled)
     present = set(store.parquet_schema(path).names)
     return [c for c in dict.fromkeys(wanted) if c in present]
 

@@ -19,7 +19,7 @@ Conventions (docs/FEATURES.md lists every output):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
 import pyarrow as pa
@@ -283,8 +283,8 @@ def map_of_maps_timestamp(arr: pa.Array | Nested, event_ts: np.ndarray, toleranc
 
 
 # --- lists ----------------------------------------------------------------------------------------
-def list_string(arr: pa.Array) -> Stats:
-    """length and number of distinct non-null strings per row.
+def list_string(arr: pa.Array, stats: Collection[str] = ("length", "unique")) -> Stats:
+    """length and number of distinct non-null strings per row (``stats``: which of the two).
 
     A one-entry row has 1 distinct value (0 if that entry is null). Rows with 2+ entries: the
     strings are dictionary-encoded once (equal strings, equal codes), the codes laid out as a
@@ -292,6 +292,9 @@ def list_string(arr: pa.Array) -> Stats:
     Very long lists fall back to one sort of (row, code) pairs.
     """
     rg = Ragged.of(arr)
+    out: Stats = {"length": rg.count_rows()} if "length" in stats else {}
+    if "unique" not in stats:
+        return out
     vals = rg.child(arr.values)
     unique = np.zeros(rg.m)
     if len(vals):
@@ -304,7 +307,8 @@ def list_string(arr: pa.Array) -> Stats:
             c = int_values(pc.dictionary_encode(vals).indices, 0)[sel]
             rows = rg.row[sel]
             unique += _distinct_per_row(rows, c, sel - rg.starts[rows], rg.m, rg.nz_lengths)
-    return {"length": rg.count_rows(), "unique": rg.expand(unique, empty=0.0)}
+    out["unique"] = rg.expand(unique, empty=0.0)
+    return out
 
 
 def _distinct_per_row(rows: np.ndarray, codes: np.ndarray, pos: np.ndarray, m: int, lengths: np.ndarray) -> np.ndarray:

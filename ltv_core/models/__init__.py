@@ -12,6 +12,7 @@ feature-schema guard, one early-stopped training call). The public classes are i
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -167,7 +168,7 @@ class DenseMatrix:
     names: tuple[str, ...]
     categories: dict[str, list[Any]]
     index: pd.Index
-    source: pd.DataFrame = field(repr=False)  # the categorical frame, or the codes frame (from_codes)
+    source: pd.DataFrame | None = field(repr=False)  # the categorical frame, the codes frame, or None (from_values)
     source_is_codes: bool = False
 
     @classmethod
@@ -200,6 +201,20 @@ class DenseMatrix:
         return cls(values, names, dict(categories), codes.index, codes, source_is_codes=True)
 
     @classmethod
+    def from_values(cls, values: np.ndarray, names: Sequence[str], categories: dict[str, list[Any]]) -> DenseMatrix:
+        """From the float32 matrix itself (``FeatureBuilder.matrix``: category codes as floats, NaN
+        for null); the frames are derived only if a booster needs the fallback."""
+        names = tuple(str(c) for c in names)
+        if values.ndim != 2 or values.shape[1] != len(names):
+            raise DataError(f"matrix of shape {values.shape} does not match {len(names)} feature names")
+        for c in categories:
+            col = values[:, names.index(c)]
+            if len(col) and not np.isnan(col).all() and (
+                    np.nanmin(col) < 0 or np.nanmax(col) >= len(categories[c]) or (col[~np.isnan(col)] % 1).any()):
+                raise DataError(f"category codes of {c!r} are not integers in [0, {len(categories[c]) - 1}] or NaN")
+        return cls(values, names, dict(categories), pd.RangeIndex(len(values)), None, source_is_codes=True)
+
+    @classmethod
     def from_arrow(cls, table: Any, categories: dict[str, list[Any]]) -> DenseMatrix:
         """``from_codes`` of a pyarrow table (numeric columns + int32 codes)."""
         return cls.from_codes(table.to_pandas(), categories)
@@ -209,7 +224,13 @@ class DenseMatrix:
         """The numeric + ``category`` frame (built on first use for a ``from_codes`` matrix)."""
         if not self.source_is_codes:
             return self.source
-        x = self.source.copy(deep=False)
+        if self.source is None:  # from_values: the codes frame from the matrix (NaN -> code -1)
+            codes = pd.DataFrame(self.values, columns=list(self.names), index=self.index)
+            for c in self.categories:
+                codes[c] = np.nan_to_num(codes[c].to_numpy(), nan=-1.0).astype(np.int32)
+        else:
+            codes = self.source
+        x = codes.copy(deep=False)
         for c, cats in self.categories.items():
             x[c] = pd.Categorical.from_codes(x[c].to_numpy(), categories=cats)
         return x
