@@ -39,3 +39,15 @@ def test_scheduler_address_precedence(monkeypatch):
 def test_negative_trim_threshold_is_refused():
     with pytest.raises(ValueError):
         DaskConfig(malloc_trim_threshold=-1)
+
+
+def test_local_cluster_leaves_this_processs_environment_as_it_was(monkeypatch):
+    """Dask's nannies write OMP_NUM_THREADS=1 (and more) into the parent's os.environ; a scoring
+    process spawned later would predict on one core. The workers keep their settings."""
+    monkeypatch.delenv("LTV_DASK_SCHEDULER", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = dict(os.environ)
+    with dask_client(DaskConfig(n_workers=1, memory_limit="1GiB")) as client:
+        assert dict(os.environ) == before
+        assert set(client.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == {"1"}
+    assert dict(os.environ) == before
