@@ -86,10 +86,12 @@ class Scorer:
 
     def read(self, store: ArtifactStore, path: str) -> pa.Table:
         """A staged partition, reading only the raw columns the transform uses: those of the pruned
-        plan once it is made (from the first partition), else every feature column; plus the id."""
+        plan once it is made (from the first partition), else every feature column; plus the id.
+        Map columns whose keys nothing reads are read by their value leaf alone."""
         plan = self._plan_cache[0] if self._plan_cache else None
         columns = [*self.builder.input_columns(plan), self.spec.id_column]
-        table = store.read_parquet(path, columns, skip_missing=True)
+        table = store.read_parquet(path, columns, skip_missing=True,
+                                   map_values_only=plan.values_only if plan is not None else ())
         if self.prune and not self._plan_cache:
             self._plan(table)
         return table

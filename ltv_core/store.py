@@ -27,7 +27,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -197,15 +197,21 @@ class ArtifactStore:
             pq.write_table(table, fh, **kwargs)
         return path
 
-    def read_parquet(self, path: str, columns: list[str] | None = None, *, skip_missing: bool = False) -> pa.Table:
+    def read_parquet(self, path: str, columns: list[str] | None = None, *, skip_missing: bool = False,
+                     map_values_only: Collection[str] = ()) -> pa.Table:
         """``columns``: read only these; ``skip_missing``: leave out the ones the file lacks (one open,
-        the footer's schema) instead of failing (optional columns of a dataset spec)."""
+        the footer's schema) instead of failing (optional columns of a dataset spec).
+        ``map_values_only``: map columns to read by their value leaf alone (they arrive as
+        list<struct<value>>); decoding the key strings is most of the cost of reading a map."""
         try:
             with self.fs.open(path, "rb") as fh:
-                if columns is not None and skip_missing:
+                if columns is not None and (skip_missing or map_values_only):
                     pf = pq.ParquetFile(fh)
                     present = set(pf.schema_arrow.names)
-                    return pf.read(columns=[c for c in columns if c in present])
+                    if not skip_missing and set(columns) - present:
+                        raise DataError(f"{path}: no column(s) {sorted(set(columns) - present)} in the file")
+                    leaves = _map_value_leaves(pf, set(map_values_only) & set(columns))
+                    return pf.read(columns=[leaves.get(c, c) for c in columns if c in present])
                 return pq.read_table(fh, columns=columns)
         except FileNotFoundError:
             raise DataError(f"parquet artefact not found in store {self.url}: {path}") from None
@@ -260,3 +266,19 @@ def fs_for(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     if "://" not in url:
         url = os.path.abspath(url)
     return url_to_fs(url)
+
+
+def _map_value_leaves(pf: pq.ParquetFile, names: set[str]) -> dict[str, str]:
+    """Parquet leaf path of the value of each named MAP column (``col.key_value.value``); columns
+    that are not a plain two-leaf map are left out (read whole)."""
+    if not names:
+        return {}
+    arrow = pf.schema_arrow
+    leaves: dict[str, list[str]] = {}
+    for i in range(pf.metadata.num_columns):
+        path = pf.schema.column(i).path
+        top = path.split(".", 1)[0]
+        if top in names:
+            leaves.setdefault(top, []).append(path)
+    return {c: p[1] for c, p in leaves.items()
+            if len(p) == 2 and pa.types.is_map(arrow.field(c).type) and not pa.types.is_map(arrow.field(c).type.item_type)}

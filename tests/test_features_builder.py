@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from ltv_core.errors import DataError, SpecError
+from ltv_core.store import ArtifactStore
 from ltv_core.features import FeatureBuilder, FeatureState, assert_no_leakage, assign_folds, load_features_config
 from ltv_core.features.builder import carry_columns
 from ltv_core.features.config import parse_features_config
@@ -402,7 +403,7 @@ def test_carry_columns_are_not_features(fitted, synthetic):
     ["whale_users_bundle_revenue_prank__at_advertiser_bundle", "dev_os", "event_time__hour_sin"],
     ["avg_daily_sessions__sum"],                                         # a lookup's map, not the lookup
 ])
-def test_pruned_transform_keeps_needed_features_bit_identical(fitted, synthetic, needed):
+def test_pruned_transform_keeps_needed_features_bit_identical(fitted, synthetic, needed, tmp_path):
     """A plan computes what the needed outputs come from; they equal the full transform's, every
     other column is null (NaN / code -1), names and order unchanged."""
     builder, state = fitted
@@ -419,6 +420,16 @@ def test_pruned_transform_keeps_needed_features_bit_identical(fitted, synthetic,
     assert again.schema == pruned.schema
     for n in again.column_names:  # NaN == NaN
         np.testing.assert_array_equal(again.column(n).to_numpy(), pruned.column(n).to_numpy(), err_msg=n)
+    # ... and so is a Parquet read that takes the keyless maps by their value leaf alone
+    store = ArtifactStore(str(tmp_path))
+    path = store.write_parquet(store.path("staged.parquet"), table)
+    keyless = store.read_parquet(path, builder.input_columns(plan), skip_missing=True, map_values_only=plan.values_only)
+    assert all(not pa.types.is_map(keyless.schema.field(c).type) for c in plan.values_only)
+    if needed == ["avg_daily_sessions__sum"]:  # a lookup's map whose lookup is not needed: keys unread
+        assert plan.values_only == {"avg_daily_sessions"} and not plan.lookups
+    from_leaves = builder.transform(keyless, state, plan=plan)
+    for n in again.column_names:
+        np.testing.assert_array_equal(from_leaves.column(n).to_numpy(), pruned.column(n).to_numpy(), err_msg=n)
     for n in needed:  # NaN == NaN here
         np.testing.assert_array_equal(pruned.column(n).to_numpy(), full.column(n).to_numpy(), err_msg=n)
     assert len(plan.columns) < len(builder.columns)

@@ -1,6 +1,7 @@
 import json
 import threading
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -88,3 +89,26 @@ def test_manifest_is_valid_json_file(store, tmp_path):
     store.commit_stage("r2", "s", {"k": "v"})
     raw = (tmp_path / "store" / "runs" / "r2" / "s" / "_manifest.json").read_text()
     assert json.loads(raw) == {"k": "v"}
+
+
+def test_read_parquet_map_values_only_and_missing_columns(store):
+    """A map read by its value leaf keeps rows, nulls and values, drops the keys; other columns
+    are untouched; a missing column fails naming it unless skip_missing."""
+    from ltv_core.features.transforms import Flat, is_values_only_map
+
+    m = pa.array([[("a", 1.0), ("b", None)], None, [], [("c", 3.5)]], type=pa.map_(pa.string(), pa.float64()))
+    mm = pa.array([[("a", [("x", 1)])], None, [], []], type=pa.map_(pa.string(), pa.map_(pa.string(), pa.int64())))
+    t = pa.table({"m": m, "mm": mm, "s": ["p", "q", None, "r"]})
+    q = store.write_parquet(store.path("m.parquet"), t)
+    got = store.read_parquet(q, ["m", "mm", "s"], skip_missing=True, map_values_only=["m", "mm", "s"])
+    assert is_values_only_map(got.schema.field("m").type)
+    assert got.column("mm").equals(t.column("mm")) and got.column("s").equals(t.column("s"))  # not plain maps
+    full, part = Flat(t.column("m").chunk(0)), Flat(got.column("m").chunk(0))
+    np.testing.assert_array_equal(part.values, full.values)
+    np.testing.assert_array_equal(part.rg.lengths, full.rg.lengths)
+    assert got.column("m").null_count == 1
+    with pytest.raises(DataError, match="keys are needed"):
+        part.keys
+    with pytest.raises(DataError, match="nope"):
+        store.read_parquet(q, ["m", "nope"], map_values_only=["m"])
+    assert store.read_parquet(q, ["m", "nope"], skip_missing=True).column_names == ["m"]

@@ -85,6 +85,9 @@ class _Plan:
     # per map / histogram / list column: the statistics some needed output is (the rest are skipped)
     stats: dict[str, frozenset[str]] = field(default_factory=dict)
     lookups: frozenset[int] = frozenset()  # positions in key_lookups.lookups of the lookups to run
+    # map columns whose keys nothing reads (their statistics use values only; no lookup uses them):
+    # a reader may take just their value leaf
+    values_only: frozenset[str] = frozenset()
 
 
 def to_float32(a: np.ndarray) -> np.ndarray:
@@ -138,6 +141,8 @@ def _kind_fits(kind: FeatureKind, t: pa.DataType) -> bool:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
     if kind is K.list_string:
         return pa.types.is_list(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
+    if kind in (K.map_numeric, K.histogram, K.map_timestamp) and tf.is_values_only_map(t):
+        return True  # read by its value leaf only (a pruned plan's values_only): keys never touched
     if not pa.types.is_map(t) or not pa.types.is_string(t.key_type):
         return False
     if kind in (K.map_of_maps, K.map_of_maps_timestamp):
@@ -490,7 +495,10 @@ class FeatureBuilder:
         # a lookup runs when one of its outputs (sources: exactly its map and key columns) is needed
         lookups = frozenset(i for i, lk in enumerate(self.config.key_lookups.lookups) if any(
             n.startswith(f"{lk.map}__") and set(sources[n]) == {lk.map, lk.key_column} for n in outputs))
-        return _Plan(cols, geo, te, inter, stats, lookups)
+        lookup_maps = {lk.map for i, lk in enumerate(self.config.key_lookups.lookups) if i in lookups}
+        values_only = frozenset(c.name for c in self.columns if c.name in cols and c.name not in lookup_maps
+                                and c.kind in (K.map_numeric, K.histogram, K.map_timestamp))
+        return _Plan(cols, geo, te, inter, stats, lookups, values_only)
 
     def _stat_names(self, kind: FeatureKind) -> list[str]:
         """The statistics a base transform of ``kind`` can skip one by one (others compute all)."""

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ltv_core.errors import DataError
 from ltv_core.features.ragged import Ragged, first_match, int_values, lazy, numeric_values, valid_mask
 
 Stats = dict[str, np.ndarray]
@@ -92,12 +93,33 @@ class Flat:
 
     @lazy
     def keys(self) -> pa.Array:
+        if not pa.types.is_map(self.arr.type):
+            raise DataError(f"map column read without its keys ({self.arr.type}) but its keys are needed: "
+                            "read the whole column")
         return self.rg.child(self.arr.keys)
 
     @lazy
     def values(self) -> np.ndarray:
         """Map values as float64, null and non-finite -> NaN."""
-        return numeric_values(self.rg.child(self.arr.items))
+        return numeric_values(self.rg.child(map_items(self.arr)))
+
+
+def map_items(arr: pa.Array) -> pa.Array:
+    """The unsliced values child of a map, or of a map read without its keys (Parquet's value leaf
+    alone arrives as list<struct<value>>: the key strings are most of a map's decoding cost)."""
+    if pa.types.is_map(arr.type):
+        return arr.items
+    entries = arr.values  # struct<value>
+    child = entries.field(0)
+    return child.slice(entries.offset, len(entries)) if entries.offset else child
+
+
+def is_values_only_map(t: pa.DataType) -> bool:
+    """list<struct<one numeric field>>: a map column read from Parquet by its value leaf only."""
+    if not pa.types.is_list(t) or not pa.types.is_struct(t.value_type) or t.value_type.num_fields != 1:
+        return False
+    v = t.value_type.field(0).type
+    return pa.types.is_integer(v) or pa.types.is_floating(v)
 
 
 # --- maps of numbers ------------------------------------------------------------------------------
