@@ -450,8 +450,8 @@ def test_plan_refuses_unknown_features(fitted, synthetic):
 @pytest.mark.parametrize("pruned", [False, True])
 def test_matrix_equals_transform_then_dense_matrix(fitted, synthetic, pruned):
     """The scoring matrix (built without Arrow table or frame) holds the same float32 values as the
-    transform's table converted by ``DenseMatrix.from_arrow``; column-major; codes -1 -> NaN."""
-    from ltv_core.features.stage import category_labels
+    transform's category frame converted by ``DenseMatrix.from_frame``; column-major; codes -1 -> NaN."""
+    from ltv_core.features.stage import category_labels, feature_frame
     from ltv_core.models import DenseMatrix
 
     builder, state = fitted
@@ -459,13 +459,14 @@ def test_matrix_equals_transform_then_dense_matrix(fitted, synthetic, pruned):
     plan = builder.plan_for(state.feature_names[::3], state, table) if pruned else None
     cats = {c: category_labels(state.vocabularies.get(c, [])) for c in state.categorical_features}
     M = builder.matrix(table, state, plan=plan)
-    want = DenseMatrix.from_arrow(builder.transform(table, state, plan=plan), cats).values
+    ref_frame = DenseMatrix.from_frame(feature_frame(builder.transform(table, state, plan=plan), state))
+    want = ref_frame.values
     assert M.dtype == np.float32 and M.flags.f_contiguous and M.shape == want.shape
     np.testing.assert_array_equal(M, want)  # NaN == NaN
     X = DenseMatrix.from_values(M, state.feature_names, cats)
     for c in state.categorical_features:  # the fallback frame decodes the same categories
         got = X.frame[c]
-        ref = DenseMatrix.from_arrow(builder.transform(table, state, plan=plan), cats).frame[c]
+        ref = ref_frame.frame[c]
         pd.testing.assert_series_equal(got, ref, check_names=False)
     empty = builder.matrix(table.slice(0, 0), state, plan=plan)
     assert empty.shape == (0, len(state.feature_names))

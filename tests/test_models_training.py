@@ -206,27 +206,32 @@ def test_dense_matrix_in_another_column_order_is_reordered(stack, sets: dict) ->
     pd.testing.assert_frame_equal(stack.predict(DenseMatrix.from_frame(shuffled)), stack.predict(Xh))
 
 
-def test_dense_matrix_from_codes_matches_the_category_frame(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
-    """The scoring path builds the matrix from the feature builder's codes (no category frame);
-    it must predict exactly like the category frame, and build that frame only on demand."""
+def test_dense_matrix_from_values_matches_the_category_frame(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
+    """The scoring path builds the float matrix itself (category codes as floats, NaN = null; no
+    category frame); it must predict exactly like the category frame, and build that frame only on
+    demand."""
     from ltv_core.models import DenseMatrix
 
-    Xh, _ = sets["hold"]
+    Xh = sets["hold"][0].reset_index(drop=True)
     cats = {c: list(Xh[c].cat.categories) for c in Xh.columns if isinstance(Xh[c].dtype, pd.CategoricalDtype)}
     codes = Xh.copy()
     for c in cats:
         codes[c] = Xh[c].cat.codes.astype(np.int32)
     codes.iloc[:20, codes.columns.get_loc(next(iter(cats)))] = -1
-    D = DenseMatrix.from_codes(codes, cats)
+    values = codes.to_numpy(dtype=np.float32)
+    for c in cats:
+        j = codes.columns.get_loc(c)
+        values[values[:, j] < 0, j] = np.nan
+    D = DenseMatrix.from_values(values, list(codes.columns), cats)
     assert "frame" not in D.__dict__  # not built yet
     expected = Xh.copy()
     expected.iloc[:20, expected.columns.get_loc(next(iter(cats)))] = None
     pd.testing.assert_frame_equal(D.frame, expected)
     pd.testing.assert_frame_equal(stack.predict(D), stack.predict(expected))
-    bad = codes.copy()
-    bad.iloc[0, bad.columns.get_loc(next(iter(cats)))] = len(cats[next(iter(cats))])
+    bad = values.copy()
+    bad[0, codes.columns.get_loc(next(iter(cats)))] = len(cats[next(iter(cats))])
     with pytest.raises(DataError, match="category codes"):
-        DenseMatrix.from_codes(bad, cats)
+        DenseMatrix.from_values(bad, list(codes.columns), cats)
 
 
 def test_param_search_keeps_the_lowest_validation_loss(sets: dict) -> None:

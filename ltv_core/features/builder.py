@@ -536,8 +536,8 @@ class FeatureBuilder:
                out: np.ndarray | None = None) -> np.ndarray:
         """The model matrix itself, for scoring: float32, column-major (each feature one contiguous
         write), category codes as floats with NaN for null — what LightGBM converts a category frame
-        to. It skips the Arrow table and pandas frame that ``transform`` + ``DenseMatrix.from_arrow``
-        would build and copy for every partition; the values are the same (tested).
+        to. It skips the Arrow table and pandas frame that ``transform`` + ``feature_frame`` +
+        ``DenseMatrix.from_frame`` would build and copy for every partition; the values are the same (tested).
 
         ``out``: a float32 column-major array of the right shape to fill instead of a new one (a
         caller that consumes each matrix before the next saves the fresh pages of every partition).

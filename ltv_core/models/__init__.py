@@ -168,8 +168,7 @@ class DenseMatrix:
     names: tuple[str, ...]
     categories: dict[str, list[Any]]
     index: pd.Index
-    source: pd.DataFrame | None = field(repr=False)  # the categorical frame, the codes frame, or None (from_values)
-    source_is_codes: bool = False
+    source: pd.DataFrame | None = field(repr=False)  # the category frame (from_frame), or None (from_values)
 
     @classmethod
     def from_frame(cls, X: pd.DataFrame) -> DenseMatrix:
@@ -184,23 +183,6 @@ class DenseMatrix:
         return cls(values, tuple(str(c) for c in X.columns), cats, X.index, X)
 
     @classmethod
-    def from_codes(cls, codes: pd.DataFrame, categories: dict[str, list[Any]]) -> DenseMatrix:
-        """From numeric columns + integer category codes (-1 = null), the feature builder's own
-        output: no ``category`` frame is built unless a booster needs the fallback."""
-        names = tuple(str(c) for c in codes.columns)
-        pos = [names.index(c) for c in categories]
-        for c, j in zip(categories, pos, strict=True):
-            col = codes.iloc[:, j].to_numpy()
-            if len(col) and (np.nanmin(col) < -1 or np.nanmax(col) >= len(categories[c])):
-                raise DataError(f"category codes of {c!r} outside [-1, {len(categories[c]) - 1}]")
-        values = codes.to_numpy(dtype=np.float32)
-        if pos:
-            sub = values[:, pos]
-            sub[sub < 0] = np.nan
-            values[:, pos] = sub
-        return cls(values, names, dict(categories), codes.index, codes, source_is_codes=True)
-
-    @classmethod
     def from_values(cls, values: np.ndarray, names: Sequence[str], categories: dict[str, list[Any]]) -> DenseMatrix:
         """From the float32 matrix itself (``FeatureBuilder.matrix``: category codes as floats, NaN
         for null); the frames are derived only if a booster needs the fallback."""
@@ -212,27 +194,18 @@ class DenseMatrix:
             if len(col) and not np.isnan(col).all() and (
                     np.nanmin(col) < 0 or np.nanmax(col) >= len(categories[c]) or (col[~np.isnan(col)] % 1).any()):
                 raise DataError(f"category codes of {c!r} are not integers in [0, {len(categories[c]) - 1}] or NaN")
-        return cls(values, names, dict(categories), pd.RangeIndex(len(values)), None, source_is_codes=True)
-
-    @classmethod
-    def from_arrow(cls, table: Any, categories: dict[str, list[Any]]) -> DenseMatrix:
-        """``from_codes`` of a pyarrow table (numeric columns + int32 codes)."""
-        return cls.from_codes(table.to_pandas(), categories)
+        return cls(values, names, dict(categories), pd.RangeIndex(len(values)), None)
 
     @cached_property
     def frame(self) -> pd.DataFrame:
-        """The numeric + ``category`` frame (built on first use for a ``from_codes`` matrix)."""
-        if not self.source_is_codes:
+        """The numeric + ``category`` frame (for a ``from_values`` matrix: built on first use, from
+        the values; NaN codes -> null)."""
+        if self.source is not None:
             return self.source
-        if self.source is None:  # from_values: the codes frame from the matrix (NaN -> code -1)
-            codes = pd.DataFrame(self.values, columns=list(self.names), index=self.index)
-            for c in self.categories:
-                codes[c] = np.nan_to_num(codes[c].to_numpy(), nan=-1.0).astype(np.int32)
-        else:
-            codes = self.source
-        x = codes.copy(deep=False)
+        x = pd.DataFrame(self.values, columns=list(self.names), index=self.index)
         for c, cats in self.categories.items():
-            x[c] = pd.Categorical.from_codes(x[c].to_numpy(), categories=cats)
+            codes = np.nan_to_num(x[c].to_numpy(), nan=-1.0).astype(np.int32)
+            x[c] = pd.Categorical.from_codes(codes, categories=cats)
         return x
 
     def __len__(self) -> int:
