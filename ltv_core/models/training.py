@@ -265,18 +265,17 @@ def param_search(candidates: list[dict[str, Any]], fit: Any, criterion: str, wha
     additive, a log1p regression of p * revenue is not) and between data sets, so each component
     picks it on its own validation loss instead of one shared guess. Ties keep the earlier
     candidate; the record lists every candidate's loss and time."""
-    tried, best, best_loss = [], None, np.inf
-    for extra in candidates or [{}]:
+    tried, best, best_i = [], None, -1
+    for i, extra in enumerate(candidates or [{}]):
         t0 = time.perf_counter()
         model, loss = fit(extra)
         tried.append({"params": extra, "loss": float(loss), "seconds": round(time.perf_counter() - t0, 2)})
         log.info("%s candidate %s: %s %.6f", what, extra or "{} (config params)", criterion, loss)
-        if loss < best_loss:
-            best, best_loss = model, loss
+        if loss < (tried[best_i]["loss"] if best is not None else np.inf):
+            best, best_i = model, i
     if best is None:
         raise DataError(f"{what}: no parameter candidate gave a finite {criterion}: {tried}")
-    chosen = min(range(len(tried)), key=lambda i: tried[i]["loss"])
-    return best, {"criterion": criterion, "candidates": tried, "chosen": tried[chosen]["params"]}
+    return best, {"criterion": criterion, "candidates": tried, "chosen": tried[best_i]["params"]}
 
 
 def fit_baseline_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
