@@ -42,11 +42,10 @@ STAGE = "build_features"
 _MERGE_EVERY = 8
 
 
-def _input_columns(store: ArtifactStore, path: str, builder: FeatureBuilder, labelled: bool) -> list[str]:
-    """Only what the features and carry-alongs need (post-outcome columns are never even read)."""
-    wanted = builder.input_columns() + carry_columns(builder.spec, labelled)
-    present = set(store.parquet_schema(path).names)
-    return [c for c in dict.fromkeys(wanted) if c in present]
+def _input_columns(builder: FeatureBuilder, labelled: bool) -> list[str]:
+    """Only what the features and carry-alongs need (post-outcome columns are never even read);
+    read with ``skip_missing``: optional columns a file lacks are left out in the same open."""
+    return list(dict.fromkeys(builder.input_columns() + carry_columns(builder.spec, labelled)))
 
 
 def fit_partition(store_url: str, path: str, partition: str, fold: int | None, spec: DatasetSpec,
@@ -54,7 +53,7 @@ def fit_partition(store_url: str, path: str, partition: str, fold: int | None, s
     """Worker task: additive statistics of one staged training file."""
     store = ArtifactStore(store_url)
     builder = FeatureBuilder(spec, FeaturesConfig.model_validate(fconfig))
-    table = store.read_parquet(path, columns=_input_columns(store, path, builder, labelled=True))
+    table = store.read_parquet(path, _input_columns(builder, labelled=True), skip_missing=True)
     return builder.partial_stats(table, partition, fold)
 
 
@@ -64,7 +63,7 @@ def transform_file(store_url: str, in_path: str, out_path: str, spec: DatasetSpe
     t0 = time.time()
     store = ArtifactStore(store_url)
     builder = FeatureBuilder.from_state(spec, state)
-    table = store.read_parquet(in_path, columns=_input_columns(store, in_path, builder, labelled))
+    table = store.read_parquet(in_path, _input_columns(builder, labelled), skip_missing=True)
     out = builder.transform_partition(table, state, labelled, fold)
     store.write_parquet(out_path, out)
     return {"path": out_path, "partition": partition, "rows": out.num_rows, "seconds": round(time.time() - t0, 3),
