@@ -291,3 +291,44 @@ def test_log_loss_and_tweedie_deviance() -> None:
     assert metrics.tweedie_deviance(np.zeros(2), np.array([1.0, 4.0]), 1.5) == pytest.approx(2 * (2 + 4) / 2)
     with pytest.raises(ValueError):
         metrics.tweedie_deviance(r, r, 2.0)
+
+
+def test_booster_on_few_features_predicts_on_their_values_alone() -> None:
+    """A booster that splits on few of the columns gets a CSR matrix of just those columns' values
+    (zeros, NaN and category codes included); its predictions are bit-identical to the dense
+    ones. A booster on most columns, and any call with extra predict arguments, stay dense."""
+    import lightgbm as lgb
+
+    from ltv_core.models import RESTRICTED_MAX_SHARE, DenseMatrix, booster_split_features, predict_booster
+
+    rng = np.random.default_rng(0)
+    n, k = 3000, 40
+    X = pd.DataFrame(rng.normal(size=(n, k)).astype(np.float32), columns=[f"f{i}" for i in range(k)])
+    X.iloc[rng.random(n) < 0.2, 0] = np.nan
+    X.iloc[rng.random(n) < 0.3, 1] = 0.0
+    X["cat"] = pd.Categorical(rng.choice(["a", "b", "c", "d"], n))
+    X.loc[X.index[:100], "cat"] = None
+    y = (X["f0"].fillna(-1) + X["f1"] + (X["cat"] == "b") + rng.normal(size=n) * 0.1).to_numpy()
+    few = lgb.train({"objective": "regression", "num_leaves": 4, "verbose": -1, "min_data_in_leaf": 5,
+                     "max_cat_to_onehot": 8}, lgb.Dataset(X, y), num_boost_round=5)
+    used = booster_split_features(few)
+    assert 0 < len(used) <= RESTRICTED_MAX_SHARE * X.shape[1]
+    D = DenseMatrix.from_frame(X)
+    got = predict_booster(few, D)
+    assert list(D._restricted) == [np.asarray(used, np.int32).tobytes()]  # the restricted path was taken
+    np.testing.assert_array_equal(got, few.predict(X))
+    np.testing.assert_array_equal(got, few.predict(D.values))
+    R = D.restricted(used)
+    assert R.shape == D.values.shape and R.nnz == n * len(used)
+    assert np.isnan(R.toarray()[:, 0]).sum() == np.isnan(D.values[:, 0]).sum()
+    # extra predict arguments: the dense matrix (pred_contrib on a sparse input answers sparse)
+    contrib = predict_booster(few, D, pred_contrib=True)
+    assert isinstance(contrib, np.ndarray) and contrib.shape == (n, X.shape[1] + 1)
+    # a booster splitting on most columns predicts on the dense values
+    many = lgb.train({"objective": "regression", "num_leaves": 31, "verbose": -1, "min_data_in_leaf": 5,
+                      "feature_fraction": 0.5, "seed": 1},
+                     lgb.Dataset(X, X[[f"f{i}" for i in range(k)]].sum(axis=1).to_numpy()), num_boost_round=30)
+    assert len(booster_split_features(many)) > RESTRICTED_MAX_SHARE * X.shape[1]
+    D2 = DenseMatrix.from_frame(X)
+    np.testing.assert_array_equal(predict_booster(many, D2), many.predict(X))
+    assert not D2._restricted

@@ -20,6 +20,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ltv_core.errors import DataError
 
@@ -27,6 +28,8 @@ __all__ = [
     "LGB_DEFAULTS",
     "DenseMatrix",
     "FeatureSchema",
+    "RESTRICTED_MAX_SHARE",
+    "booster_split_features",
     "predict_booster",
     "train_booster",
     "booster_from_string",
@@ -169,6 +172,7 @@ class DenseMatrix:
     categories: dict[str, list[Any]]
     index: pd.Index
     source: pd.DataFrame | None = field(repr=False)  # the category frame (from_frame), or None (from_values)
+    _restricted: dict[bytes, sp.csr_matrix] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_frame(cls, X: pd.DataFrame) -> DenseMatrix:
@@ -211,14 +215,53 @@ class DenseMatrix:
     def __len__(self) -> int:
         return len(self.values)
 
+    def restricted(self, columns: np.ndarray) -> sp.csr_matrix:
+        """The same rows and shape as a CSR matrix storing only ``columns`` (every value of them,
+        zeros and NaN included; the other columns read as 0). Made once per column set.
+
+        For a booster that splits on few of the features this is the cheap way to predict:
+        LightGBM turns every dense row into (index, value) pairs of all its columns, for every
+        booster, before a tree is walked; with 2-tree and 10-tree heads on ~300 columns that
+        per-row conversion was nearly all of their time. Trees read only the features they split
+        on, so the predictions are bit-identical (tested)."""
+        columns = np.asarray(columns, dtype=np.int32)
+        key = columns.tobytes()
+        if key not in self._restricted:
+            n, k = len(self.values), len(columns)
+            data = np.ascontiguousarray(self.values[:, columns])  # row-major: each row's values together
+            itype = np.int32 if n * k < 2**31 else np.int64
+            self._restricted[key] = sp.csr_matrix(
+                (data.reshape(-1), np.tile(columns, n), np.arange(0, n * k + 1, k, dtype=itype)),
+                shape=self.values.shape, copy=False)
+        return self._restricted[key]
+
+
+# A booster that splits on at most this share of the columns predicts on DenseMatrix.restricted:
+# measured on the champion's stack (docs/BENCHMARKS.md), a booster on 26% of the columns gained
+# about nothing after paying for the CSR copy, one on 8% took a quarter of the dense time.
+RESTRICTED_MAX_SHARE = 0.5
+
+
+def booster_split_features(booster: lgb.Booster) -> np.ndarray:
+    """Indices of the features at least one split of ``booster`` uses."""
+    return np.flatnonzero(booster.feature_importance(importance_type="split"))
+
 
 def predict_booster(booster: lgb.Booster, X: pd.DataFrame | DenseMatrix, **kwargs: Any) -> np.ndarray:
-    """``booster.predict`` on the dense values when the booster's category levels match them."""
+    """``booster.predict`` on the dense values when the booster's category levels match them;
+    on the values of its split features alone (``DenseMatrix.restricted``) when those are few.
+    Same predictions either way."""
     if isinstance(X, DenseMatrix):
         fitted = booster.pandas_categorical or []
         if len(fitted) == len(X.categories) and all(
                 list(levels) == X.categories[c] for c, levels in zip(X.categories, fitted, strict=True)):
-            return booster.predict(X.values, **kwargs)
+            data: np.ndarray | sp.csr_matrix = X.values
+            # plain predictions only: pred_contrib / pred_leaf would answer a sparse input in kind
+            if not kwargs and booster.num_feature() == X.values.shape[1]:
+                used = booster_split_features(booster)
+                if len(used) <= RESTRICTED_MAX_SHARE * X.values.shape[1]:
+                    data = X.restricted(used)
+            return booster.predict(data, **kwargs)
         X = X.frame
     return booster.predict(X, **kwargs)
 
