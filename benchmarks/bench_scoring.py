@@ -9,12 +9,14 @@
    partitions of ``--rows-per-partition`` rows (two generator processes), and stages them with
    the real ``runner.ingest`` of a second run whose explicit scoring window covers them all.
 3. Scores: ``ltv_core.scoring.run_score_stage(store, <scoring run>, spec, model_run_id=<trained
-   run>)`` in a fresh spawned process that does nothing else, so the peak RSS (sampled every 20 ms,
-   and the kernel's ru_maxrss) is the scoring's own. Every row is read, transformed with the run's
-   feature state, predicted by every model of the stack and written. The stage's functions are
-   wrapped with timers (one perf_counter pair per partition and step) to split the time into
-   read / transform / frame / predict (of which LightGBM) / write / other; the RSS after each
-   partition shows whether memory grows with the number of partitions.
+   run>, dask=<the pipeline config's Dask settings>)`` in a fresh spawned process that does nothing
+   else: the stage starts its LocalCluster (one single-threaded worker process per core by
+   default), scores each partition as one task and closes the cluster, all inside the timed call.
+   Every row is read, transformed with the run's feature state, predicted by every model of the
+   stack and written. Peak RSS is sampled every 100 ms over the process and its workers together;
+   CPU seconds are those of the process and its workers. The tasks report the wall seconds of
+   their steps (read / features / predict / write, summed over tasks) and each worker's peak RSS
+   after the first and the last tenth of the tasks (flat = memory does not grow with partitions).
 4. Bare predict (after the stage, so under whatever load then runs; ``slowdown_vs_lgbm_in_stage``
    is the load-independent ratio: stage time over the time spent inside LightGBM during the stage):
    the feature matrices of the first partitions (``--bare-rows`` rows, built once
@@ -65,19 +67,30 @@ def log(msg: str) -> None:
 
 # --- memory sampling ---------------------------------------------------------------------------------
 class RssSampler:
-    """Max RSS of this process (and its children), sampled in a background thread."""
+    """Max RSS of this process and its children (the Dask workers), sampled in a background
+    thread. The process tree is listed once a second only: listing it reads every /proc entry
+    of the machine, which every 20 ms had cost the scoring ~5% of a core."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float = 0.1, relist_every: int = 10):
         self.interval = interval
+        self.relist_every = relist_every
         self.peak = 0
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._proc = psutil.Process()
+        self._tree: list[psutil.Process] = [self._proc]
+        self._ticks = 0
 
     def rss(self) -> int:
-        total = self._proc.memory_info().rss
-        for child in self._proc.children(recursive=True):
+        if self._ticks % self.relist_every == 0:
+            self._tree = [self._proc, *self._proc.children(recursive=True)]
+        self._ticks += 1
+        total = 0
+        for p in self._tree:
             try:
-                total += child.memory_info().rss
+                total += p.memory_info().rss
+                t = p.cpu_times()  # last CPU seconds seen of every process (they only grow)
+                self.cpu[p.pid] = t.user + t.system
             except psutil.Error:
                 pass
         return total
@@ -89,6 +102,7 @@ class RssSampler:
 
     def __enter__(self) -> RssSampler:
         self.peak = self.rss()
+        self.cpu_at_start = sum(self.cpu.values())
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -245,60 +259,35 @@ def ensure_staged(store_root: Path, data: Path, windows: dict[str, str], run_id:
 
 
 # --- 3. the score stage, in a process of its own ------------------------------------------------------------
-def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str) -> None:
-    import lightgbm as lgb
-
+def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str, config: str | None) -> None:
     from ltv_core import scoring
-    from ltv_core.features.builder import FeatureBuilder
-    from ltv_core.models.training import FittedStack
+    from ltv_core.config import load_config
     from ltv_core.spec import load_spec
     from ltv_core.store import ArtifactStore
 
     spec = load_spec(ROOT / SPEC_PATH)
     store = ArtifactStore(store_root)
-    secs: dict[str, float] = {k: 0.0 for k in ("load", "read", "transform", "frame", "predict", "lgbm", "write")}
-    cpu: dict[str, float] = dict.fromkeys(secs, 0.0)  # process CPU seconds (all threads) in each step
+    dask = load_config(config or ROOT / "config/pipeline.yaml").dask
     proc = psutil.Process()
-    rss_after: list[float] = []
-
-    def timed(key: str, fn: Any, after: Any = None) -> Any:
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            t0, c0 = time.perf_counter(), time.process_time()
-            try:
-                return fn(*a, **kw)
-            finally:
-                secs[key] += time.perf_counter() - t0
-                cpu[key] += time.process_time() - c0
-                if after is not None:
-                    after()
-        return wrapper
-
-    # Timers around the functions the stage calls (the stage's own code is untouched).
-    scoring.Scorer.load = classmethod(timed("load", scoring.Scorer.load.__func__))
-    ArtifactStore.read_parquet = timed("read", ArtifactStore.read_parquet)
-    FeatureBuilder.matrix = timed("transform", FeatureBuilder.matrix)
-    scoring.DenseMatrix.from_values = classmethod(timed("frame", scoring.DenseMatrix.from_values.__func__))
-    FittedStack.predict = timed("predict", FittedStack.predict)
-    lgb.Booster.predict = timed("lgbm", lgb.Booster.predict)
-    ArtifactStore.write_parquet = timed("write", ArtifactStore.write_parquet,
-                                        after=lambda: rss_after.append(proc.memory_info().rss))
     rss_start = proc.memory_info().rss
     with RssSampler() as sampler:
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = scoring.run_score_stage(store, run_id, spec, model_run_id)
-        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        out = scoring.run_score_stage(store, run_id, spec, model_run_id, dask=dask)
+        seconds = time.perf_counter() - t0
+        # the workers' last CPU reading is from the sampler's last tick before the cluster closed
+        # (at most 100 ms of their CPU missing)
     Path(out_json).write_text(json.dumps({
-        "result": out, "seconds": seconds, "secs": secs, "cpu": cpu, "cpu_seconds": cpu_seconds,
-        "rss_start": rss_start, "rss_after": rss_after,
-        "peak_sampled": sampler.peak, "ru_maxrss": maxrss_kb * 1024}))
+        "result": out, "seconds": seconds, "rss_start": rss_start, "peak_sampled": sampler.peak,
+        "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cpu_seconds": sum(sampler.cpu.values()) - sampler.cpu_at_start,
+        "dask": dask.model_dump(mode="json")}))
 
 
-def run_scoring(store_root: Path, run_id: str, work: Path) -> dict[str, Any]:
+def run_scoring(store_root: Path, run_id: str, work: Path, config: str | None) -> dict[str, Any]:
     out_json = work / "score-child.json"
     out_json.unlink(missing_ok=True)
     ctx = mp.get_context("spawn")
-    p = ctx.Process(target=_score_child, args=(str(store_root), run_id, TRAIN_RUN, str(out_json)))
+    p = ctx.Process(target=_score_child, args=(str(store_root), run_id, TRAIN_RUN, str(out_json), config))
     p.start()
     p.join()
     if p.exitcode != 0 or not out_json.exists():
@@ -443,17 +432,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     load0 = os.getloadavg()[0]
     log(f"scoring {staged['rows']} rows in {hours} partitions (fresh process) ...")
-    sc = run_scoring(store_root, run_id, cache)
+    sc = run_scoring(store_root, run_id, cache, extra.get("config"))
     load1 = os.getloadavg()[0]
-    rows, seconds, secs = sc["result"]["rows"], sc["seconds"], sc["secs"]
-    log(f"scored {rows} rows in {seconds:.1f}s; breakdown {({k: round(v, 1) for k, v in secs.items()})}")
+    rows, seconds, tasks = sc["result"]["rows"], sc["seconds"], sc["result"]["task_seconds"]
+    log(f"scored {rows} rows in {seconds:.1f}s on {sc['result']['workers']} workers; task seconds {tasks}")
     bare = bare_predict(store_root, run_id, args.bare_rows)
 
     rows_per_s = rows / seconds
     bare_rps = bare["rows"] / bare["lgbm_s"]
-    other = seconds - sum(secs[k] for k in ("load", "read", "transform", "frame", "predict", "write"))
-    rss = sc["rss_after"]
-    tenth = max(1, len(rss) // 10)
+    task_total = sum(tasks.values())
     result = {
         "rows": rows,
         "partitions": sc["result"]["partitions"],
@@ -466,25 +453,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # the stack's own booster calls on the same rows (restricted matrices where they pay)
         "stack_lgbm_rows_per_s": round(bare["rows"] / bare["stack_lgbm_s"]),
         "slowdown_vs_bare_predict": round(bare_rps / rows_per_s, 2),
-        # Same process, same time, same load: the stage's time over the time spent inside
-        # lightgbm.Booster.predict during it (the bare numbers above are taken after the stage and
-        # move with the machine's load; this ratio does not).
-        "lgbm_in_stage_rows_per_s": round(rows / secs["lgbm"]) if secs["lgbm"] > 0 else None,
-        "slowdown_vs_lgbm_in_stage": round(seconds / secs["lgbm"], 2) if secs["lgbm"] > 0 else None,
         "target_slowdown": 1.5,
-        # CPU seconds of the process (all threads): how many cores each step keeps busy
+        "workers": sc["result"]["workers"],
+        "dask": {k: sc["dask"][k] for k in ("n_workers", "threads_per_worker", "processes", "scheduler_address")},
+        # CPU seconds of the scoring process and its workers (all threads): how busy the cores were
         "cpu_seconds": round(sc["cpu_seconds"], 1),
-        "cpu_seconds_breakdown": {k: round(v, 1) for k, v in sc["cpu"].items()},
+        "cores_busy": round(sc["cpu_seconds"] / seconds, 2),
+        "task_cpu_seconds": sc["result"]["task_cpu_seconds"],
         "bare_predict_cores_busy": round(bare["lgbm_cpu_s"] / bare["lgbm_s"], 2),
+        # the scoring process and its workers together (sampled every 100 ms), and the process alone
         "peak_rss_mb": _mb(max(sc["peak_sampled"], sc["ru_maxrss"])),
         "peak_rss_sampled_mb": _mb(sc["peak_sampled"]),
+        "peak_rss_scoring_process_mb": _mb(sc["ru_maxrss"]),
         "rss_mb_start": _mb(sc["rss_start"]),
-        "rss_mb_after_first_10pct": _mb(max(rss[:tenth])) if rss else None,
-        "rss_mb_after_last_10pct": _mb(max(rss[-tenth:])) if rss else None,
-        "seconds_breakdown": {"load_models": round(secs["load"], 2), "read": round(secs["read"], 1),
-                              "transform": round(secs["transform"], 1), "frame": round(secs["frame"], 1),
-                              "predict": round(secs["predict"], 1), "predict_lgbm": round(secs["lgbm"], 1),
-                              "write": round(secs["write"], 1), "other": round(other, 1)},
+        # each worker's peak RSS after the first / last tenth of its tasks: flat = no growth
+        "worker_peak_rss_mb": sc["result"]["worker_peak_rss_mb"],
+        # wall seconds of each step summed over every task of every worker (with n workers in
+        # parallel the sum is about n x the stage's time), and each step's share of it
+        "task_seconds_breakdown": {k: round(v, 1) for k, v in tasks.items()},
+        "task_share": {k: round(v / task_total, 3) for k, v in tasks.items()} if task_total else None,
         "bare": {"rows": bare["rows"], "partitions": bare["partitions"], "features": bare["features"],
                  "booster_calls_per_partition": bare["booster_calls_per_partition"],
                  "restricted_calls_per_partition": bare["restricted_calls_per_partition"],

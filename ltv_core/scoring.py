@@ -1,9 +1,14 @@
-"""The score stage: the champion's feature state and models applied to new partitions, one at a time.
+"""The score stage: the champion's feature state and models applied to new partitions.
 
-Streaming keeps peak memory flat in the number of partitions: each staged scoring file is read,
-transformed with the champion's *own* fitted feature state (vocabularies, statistics, encodings),
-predicted with the champion's stack, written to ``score/predictions/<key>=<value>/part-0.parquet``
-and dropped before the next one. An optional submission CSV is streamed into one atomic write.
+Each staged scoring file is one task on the stage's Dask cluster (``ltv_core.cluster``: a
+LocalCluster with one single-threaded worker per core by default, or the production cluster): the
+worker reads it, transforms it with the champion's *own* fitted feature state (vocabularies,
+statistics, encodings), predicts it with the champion's stack and writes
+``score/predictions/<key>=<value>/part-0.parquet`` before it takes the next file. Peak memory is
+one partition per worker, flat in the number of partitions. Files are independent, so the stage
+scales with the workers; on one machine, worker processes keep every core busy where a single
+process left them idle during the reads and the transform (docs/BENCHMARKS.md). An optional
+submission CSV is streamed from the written predictions into one atomic write.
 
 Which model scores is decided by the promotion stage, not here: ``champion.json`` names the run
 whose artefacts are used, so a rejected or failed training run never reaches the predictions.
@@ -11,10 +16,10 @@ whose artefacts are used, so a rejected or failed training run never reaches the
 
 from __future__ import annotations
 
-import io
-import os
-from contextlib import nullcontext
 import logging
+import os
+import resource
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
+from ltv_core.cluster import dask_client
+from ltv_core.config import DaskConfig
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
 from ltv_core.features.stage import category_labels, feature_frame, load_feature_state
@@ -49,20 +57,32 @@ class Scorer:
     state: FeatureState
     stack: FittedStack
     prune: bool = True  # compute only the features some tree splits on (see _plan)
+    threads: int | None = None  # the transform's threads; None: every core (a notebook, one process)
 
     @classmethod
-    def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec, prune: bool = True) -> Scorer:
+    def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec, prune: bool = True,
+             threads: int | None = None) -> Scorer:
         from ltv_core.model_stages import load_stack
 
-        return cls(run_id, spec, load_feature_state(store, run_id), load_stack(store, run_id), prune)
+        return cls(run_id, spec, load_feature_state(store, run_id), load_stack(store, run_id), prune, threads)
 
     def __post_init__(self) -> None:
-        # one process scores: let the transform use every core (LightGBM does too)
-        self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=os.cpu_count() or 1)
+        self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=self.threads or os.cpu_count() or 1)
         self._plan_cache: list[Any] = []
         self._categories = {c: category_labels(self.state.vocabularies.get(c, []))
                             for c in self.state.categorical_features}
-        self._buffer: np.ndarray | None = None  # predict_arrow's matrix memory, reused (grow-only)
+        self._local = threading.local()  # per thread: predict_arrow's matrix memory, reused (grow-only)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Shipped to Dask workers: the fields and the plan; the builder (a thread pool) and the
+        matrix buffer are made afresh on the other side."""
+        return {"fields": (self.run_id, self.spec, self.state, self.stack, self.prune, self.threads),
+                "plan": list(self._plan_cache)}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.run_id, self.spec, self.state, self.stack, self.prune, self.threads = d["fields"]
+        self.__post_init__()
+        self._plan_cache.extend(d["plan"])
 
     def _plan(self, table: pa.Table) -> Any:
         """The pruned transform's plan, made once from the first table: features no tree of the
@@ -105,11 +125,13 @@ class Scorer:
         out = None
         if reuse_buffer:
             n, k = table.num_rows, len(self.state.feature_names)
-            if self._buffer is None or self._buffer.size < n * k:
-                self._buffer = np.empty(n * k, np.float32)
-            out = self._buffer[: n * k].reshape(k, n).T  # column-major (n, k) view
+            buffer = getattr(self._local, "buffer", None)
+            if buffer is None or buffer.size < n * k:
+                buffer = self._local.buffer = np.empty(n * k, np.float32)
+            out = buffer[: n * k].reshape(k, n).T  # column-major (n, k) view
         M = self.builder.matrix(table, self.state, plan=self._plan(table), out=out)
-        return DenseMatrix.from_values(M, self.state.feature_names, self._categories)
+        # the builder wrote the codes from the state's own vocabularies: no need to check them again
+        return DenseMatrix.from_values(M, self.state.feature_names, self._categories, check_codes=False)
 
     def features_frame(self, table: pa.Table) -> pd.DataFrame:
         """Every feature (no pruning) as a pandas frame with ``category`` columns (notebooks, debugging)."""
@@ -120,14 +142,20 @@ class Scorer:
         return self.predict_arrow(table).to_pandas()
 
     def predict_arrow(self, table: pa.Table) -> pa.Table:
-        """``predict_table`` as an Arrow table, the form the stage writes: the id column is the
+        """``predict_table`` as an Arrow table, the form the stage writes."""
+        self._check_id(table)
+        return self.prediction_table(table, self.stack.predict(self.features(table, reuse_buffer=True)))
+
+    def prediction_table(self, table: pa.Table, pred: pd.DataFrame) -> pa.Table:
+        """Row id, the stack's prediction columns and the model's run id: the id column is the
         input's own Arrow array and the run id one repeated scalar (no Python objects per row)."""
-        if self.spec.id_column not in table.column_names:
-            raise DataError(f"table to score lacks the id column {self.spec.id_column!r}")
-        pred = self.stack.predict(self.features(table, reuse_buffer=True))  # consumed here: predictions are new arrays
         arrays = [table.column(self.spec.id_column)] + [pa.array(pred[c].to_numpy()) for c in pred.columns]
         arrays.append(pa.repeat(pa.scalar(self.run_id, pa.string()), table.num_rows))
         return pa.Table.from_arrays(arrays, names=[self.spec.id_column, *map(str, pred.columns), MODEL_RUN_COLUMN])
+
+    def _check_id(self, table: pa.Table) -> None:
+        if self.spec.id_column not in table.column_names:
+            raise DataError(f"table to score lacks the id column {self.spec.id_column!r}")
 
 
 def _partitions(store: ArtifactStore, run_id: str, split: str) -> list[dict[str, Any]]:
@@ -144,48 +172,131 @@ def stream_predictions(store: ArtifactStore, run_id: str, scorer: Scorer, split:
         yield f["partition"], scorer.predict_table(scorer.read(store, f["path"]))
 
 
+def score_file(store_url: str, in_path: str, out_path: str, scorer: Scorer, partition: str) -> dict[str, Any]:
+    """Worker task: score one staged file and write its predictions (atomic write). Returns the
+    file's row count and the seconds (wall and this process's CPU) of each step, for the logs.
+    Any failure names the partition and the file (the Airflow log shows the worker's error)."""
+    try:
+        return _score_file(store_url, in_path, out_path, scorer, partition)
+    except Exception as exc:
+        raise DataError(f"scoring partition {partition} ({in_path}) failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _score_file(store_url: str, in_path: str, out_path: str, scorer: Scorer, partition: str) -> dict[str, Any]:
+    store = ArtifactStore(store_url)
+    steps: dict[str, float] = {}
+    c0 = time.process_time()
+    t = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        steps[step] = now - t
+        t = now
+
+    table = scorer.read(store, in_path)
+    scorer._check_id(table)
+    lap("read")
+    X = scorer.features(table, reuse_buffer=True)  # consumed at once: predictions are new arrays
+    lap("features")
+    pred = scorer.prediction_table(table, scorer.stack.predict(X))
+    lap("predict")
+    # dictionary pages only where values repeat (the run id): on unique floats and ids they are
+    # built and thrown away, which cost more than half of the write
+    store.write_parquet(out_path, pred, use_dictionary=[MODEL_RUN_COLUMN])
+    lap("write")
+    return {"path": out_path, "partition": partition, "rows": pred.num_rows, "seconds": steps,
+            "cpu_seconds": time.process_time() - c0, "worker": os.getpid(),
+            "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _score_files(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]], stage_dir: str, key: str,
+                 dask: DaskConfig | None) -> list[dict[str, Any]]:
+    """Every file scored by a task on the cluster; results in partition order."""
+    from distributed import as_completed
+
+    if not files:
+        return []
+    results: list[dict[str, Any]] = []
+    with dask_client(dask) as client:
+        shipped = client.scatter(scorer, broadcast=True)
+        futures = [client.submit(score_file, store.url, f["path"],
+                                 f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet", shipped,
+                                 f["partition"], pure=False) for f in files]
+        for fut in as_completed(futures):
+            res = fut.result()  # a failed file fails the stage, naming the worker's error
+            res["done"] = len(results)
+            results.append(res)
+            log.info("[score %d/%d] %s: %d rows (%s)", len(results), len(files), res["partition"], res["rows"],
+                     ", ".join(f"{k} {v:.2f}s" for k, v in res["seconds"].items()))
+    return sorted(results, key=lambda r: r["partition"])
+
+
+def _write_submission(store: ArtifactStore, path: str, written: list[dict[str, Any]], id_column: str,
+                      prediction: str, revenue: str) -> None:
+    """``<id>,<revenue>`` for every scored row, in partition order, one atomic write (streamed:
+    one partition's two columns in memory at a time)."""
+    schema = pa.schema([(id_column, pa.string()), (revenue, pa.float64())])
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")  # ids hold no commas
+    with store.open_atomic(path) as fh:
+        fh.write(f"{id_column},{revenue}\n".encode())
+        with pa_csv.CSVWriter(fh, schema, write_options=options) as writer:
+            for f in written:
+                t = store.read_parquet(f["path"], [id_column, prediction])
+                writer.write_table(pa.table([t.column(id_column).cast(pa.string()),
+                                             t.column(prediction).cast(pa.float64())], schema=schema))
+
+
 def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_run_id: str, *,
-                    submission_csv: bool = False, prune_features: bool = True) -> dict[str, Any]:
-    """Score every staged scoring partition of ``run_id`` with the model of ``model_run_id``."""
+                    submission_csv: bool = False, prune_features: bool = True,
+                    dask: DaskConfig | None = None) -> dict[str, Any]:
+    """Score every staged scoring partition of ``run_id`` with the model of ``model_run_id``, one
+    Dask task per partition (``dask``: the pipeline's cluster settings; None: a LocalCluster)."""
     timer = StageTimer(STAGE, run_id)
     t0 = time.perf_counter()
-    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features)
+    # one transform thread per task: the workers are the parallelism. (Loading it while the
+    # cluster boots was measured slower: on 2 cores the workers' imports and the load compete.)
+    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1)
     files = _partitions(store, run_id, "scoring")
     stage_dir = store.begin_stage(run_id, STAGE)
-    key = spec.partition.key
-    written, rows = [], 0
+    if files:  # the pruned plan, made once here from the first file, ships with the scorer
+        scorer.read(store, files[0]["path"])
+    results = _score_files(store, scorer, files, stage_dir, spec.partition.key, dask)
+    written = [{k: r[k] for k in ("path", "partition", "rows")} for r in results]
+    rows = sum(r["rows"] for r in results)
     csv_path = f"{stage_dir}/submission.csv"
-    revenue = spec.primary.revenue
-    with (store.open_atomic(csv_path) if submission_csv else nullcontext()) as csv:
-        if csv is not None:
-            csv.write(f"{spec.id_column},{revenue}\n".encode())
-        for i, f in enumerate(files, 1):
-            t1 = time.perf_counter()
-            pred = scorer.predict_arrow(scorer.read(store, f["path"]))
-            out = f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet"
-            # dictionary pages only where values repeat (the run id): on unique floats and ids
-            # they are built and thrown away, which cost more than half of the write
-            store.write_parquet(out, pred, use_dictionary=[MODEL_RUN_COLUMN])
-            if csv is not None:
-                buf = io.StringIO()
-                pred.select([spec.id_column, f"pred_{spec.labels.primary}"]).to_pandas().to_csv(
-                    buf, header=False, index=False)
-                csv.write(buf.getvalue().encode())
-            written.append({"path": out, "partition": f["partition"], "rows": pred.num_rows})
-            rows += pred.num_rows
-            log.info("[score %d/%d] %s: %d rows (%.2fs)", i, len(files), f["partition"], pred.num_rows,
-                     time.perf_counter() - t1)
+    if submission_csv:
+        _write_submission(store, csv_path, written, spec.id_column, f"pred_{spec.labels.primary}",
+                          spec.primary.revenue)
     seconds = time.perf_counter() - t0
+    steps = {k: round(sum(r["seconds"][k] for r in results), 2) for k in ("read", "features", "predict", "write")}
     timer.inputs = {"model_run_id": model_run_id, "partitions": [f["partition"] for f in files]}
     timer.outputs = {"predictions": store.uri(f"{stage_dir}/predictions"), "files": written,
                      "submission_csv": store.uri(csv_path) if submission_csv else None}
     timer.extra = {"rows": rows, "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
-                   "model_run_id": model_run_id}
+                   "model_run_id": model_run_id, "task_seconds": steps,
+                   "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 2),
+                   "workers": len({r["worker"] for r in results}),
+                   "worker_peak_rss_mb": _rss_trend(results)}
     manifest = store.commit_stage(run_id, STAGE, timer.finish({"model_run_id": model_run_id}))
-    log.info("scored %d rows in %d partitions with model %s (%.1fs)", rows, len(files), model_run_id, seconds)
+    log.info("scored %d rows in %d partitions with model %s (%.1fs; summed over tasks: %s)", rows, len(files),
+             model_run_id, seconds, ", ".join(f"{k} {v:.1f}s" for k, v in steps.items()))
     return {"run_id": run_id, "model_run_id": model_run_id, "rows": rows, "partitions": len(files),
             "predictions": store.uri(f"{stage_dir}/predictions"), "manifest": store.uri(manifest),
-            "submission_csv": store.uri(csv_path) if submission_csv else None}
+            "submission_csv": store.uri(csv_path) if submission_csv else None,
+            "task_seconds": steps, "task_cpu_seconds": timer.extra["task_cpu_seconds"],
+            "workers": timer.extra["workers"], "worker_peak_rss_mb": timer.extra["worker_peak_rss_mb"]}
 
 
-__all__ = ["MODEL_RUN_COLUMN", "STAGE", "Scorer", "run_score_stage", "stream_predictions"]
+def _rss_trend(results: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Workers' peak RSS after the first and after the last tenth of the tasks (in the order they
+    finished), and overall: equal when memory is flat in the number of partitions."""
+    if not results:
+        return None
+    rss = [r["worker_peak_rss_mb"] for r in sorted(results, key=lambda r: r["done"])]
+    tenth = max(1, len(rss) // 10)
+    return {"first_10pct": round(max(rss[:tenth]), 1), "last_10pct": round(max(rss[-tenth:]), 1),
+            "max": round(max(rss), 1)}
+
+
+__all__ = ["MODEL_RUN_COLUMN", "STAGE", "Scorer", "run_score_stage", "score_file", "stream_predictions"]

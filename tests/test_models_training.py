@@ -324,6 +324,12 @@ def test_booster_on_few_features_predicts_on_their_values_alone() -> None:
     # extra predict arguments: the dense matrix (pred_contrib on a sparse input answers sparse)
     contrib = predict_booster(few, D, pred_contrib=True)
     assert isinstance(contrib, np.ndarray) and contrib.shape == (n, X.shape[1] + 1)
+    # a booster without a split (a constant head): no column stored at all
+    const = lgb.train({"objective": "regression", "verbose": -1, "min_data_in_leaf": n}, lgb.Dataset(X, y),
+                      num_boost_round=2)
+    assert len(booster_split_features(const)) == 0
+    np.testing.assert_array_equal(predict_booster(const, D), const.predict(X))
+    assert D.restricted([]).nnz == 0
     # a booster splitting on most columns predicts on the dense values
     many = lgb.train({"objective": "regression", "num_leaves": 31, "verbose": -1, "min_data_in_leaf": 5,
                       "feature_fraction": 0.5, "seed": 1},

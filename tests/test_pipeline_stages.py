@@ -5,6 +5,7 @@ champion/challenger with a deliberately worse model; failures recorded, never sh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -114,8 +115,22 @@ def test_train_evaluate_promote_score(base, tmp_path):
     assert {"row_id", "p_buyer", "pred_d7", "pred_d14", "pred_d28", "value_d7"} <= set(preds.columns)
     parts = sorted(p.name for p in Path(scored["predictions"]).iterdir())
     assert parts and all(p.startswith("datetime=") for p in parts)
-    csv = pd.read_csv(scored["submission_csv"])
+    csv_text = Path(scored["submission_csv"]).read_text()
+    assert csv_text.startswith("row_id,iap_revenue_d7\n")
+    csv = pd.read_csv(scored["submission_csv"], dtype={"row_id": str})
     assert list(csv.columns) == ["row_id", "iap_revenue_d7"] and len(csv) == len(preds)
+    # the rows of the predictions, in partition order, the values exactly (shortest round-trip text)
+    assert csv["row_id"].tolist() == preds["row_id"].astype(str).tolist()
+    np.testing.assert_array_equal(csv["iap_revenue_d7"].to_numpy(), preds["pred_d7"].to_numpy())
+    # the stage scored on Dask workers, each file as one task; the same predictions as in-process
+    assert scored["workers"] >= 1 and set(scored["task_seconds"]) == {"read", "features", "predict", "write"}
+    from ltv_core.scoring import Scorer, stream_predictions
+    from ltv_core.spec import load_spec
+
+    in_process = pd.concat([p for _, p in stream_predictions(
+        store, "base", Scorer.load(store, "base", load_spec("config/datasets/smadex_d7.yaml")))], ignore_index=True)
+    pd.testing.assert_frame_equal(preds[list(in_process.columns)].reset_index(drop=True), in_process,
+                                  check_dtype=False, check_categorical=False, check_exact=True)
 
     # deterministic and idempotent: re-running the same run writes byte-identical models and
     # gives identical predictions
@@ -171,6 +186,48 @@ def test_failed_run_is_recorded_never_shipped(base, tmp_path):
     assert decision["report"] is None
     with pytest.raises(DataError, match="no champion"):
         runner.score("base", LOGICAL, params)
+
+
+def test_score_stage_on_worker_processes(base, tmp_path):
+    """The score stage's tasks on two worker processes (the default LocalCluster shape): the
+    scorer, its pruned plan included, is pickled to them; the predictions equal the in-process
+    ones. A file that cannot be read fails the stage, naming it, and nothing is committed."""
+    import pickle
+
+    from ltv_core.config import DaskConfig
+    from ltv_core.scoring import Scorer, run_score_stage, stream_predictions
+    from ltv_core.spec import load_spec
+
+    params, store = fresh(base, tmp_path)
+    runner.train("base", LOGICAL, params)
+    spec = load_spec("config/datasets/smadex_d7.yaml")
+    scorer = Scorer.load(store, "base", spec, threads=1)
+    staged = store.read_manifest("base", "ingest")["outputs"]["scoring"]["files"]
+    table = scorer.read(store, staged[0]["path"])  # makes the plan
+    copy = pickle.loads(pickle.dumps(scorer))
+    assert copy._plan_cache == scorer._plan_cache and copy._plan_cache[0] is not None
+    pd.testing.assert_frame_equal(copy.predict_table(table), scorer.predict_table(table), check_exact=True)
+
+    out = run_score_stage(store, "base", spec, "base", submission_csv=True,
+                          dask=DaskConfig(n_workers=2, threads_per_worker=1, processes=True))
+    assert out["workers"] == 2 and out["partitions"] == len(staged) >= 2
+    preds = pd.read_parquet(out["predictions"])
+    in_process = pd.concat([p for _, p in stream_predictions(store, "base", Scorer.load(store, "base", spec))],
+                           ignore_index=True)
+    pd.testing.assert_frame_equal(preds[list(in_process.columns)].reset_index(drop=True), in_process,
+                                  check_dtype=False, check_categorical=False, check_exact=True)
+
+    # the staged files are shared by the tests' store copies: point this copy's manifest at a bad file
+    bad = tmp_path / "not-parquet.parquet"
+    bad.write_bytes(b"not parquet")
+    manifest_path = Path(store.stage_dir("base", "ingest")) / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["outputs"]["scoring"]["files"][-1]["path"] = str(bad)
+    manifest_path.write_text(json.dumps(manifest))
+    store.rm(store.stage_dir("base", "score"))
+    with pytest.raises(DataError, match=re.escape(f"({bad}) failed")):
+        run_score_stage(store, "base", spec, "base", dask=DaskConfig(n_workers=1, processes=False))
+    assert not store.is_committed("base", "score")
 
 
 def test_score_refuses_unvalidated_data(base, tmp_path):
