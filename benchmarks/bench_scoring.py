@@ -472,6 +472,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # parallel the sum is about n x the stage's time), and each step's share of it
         "task_seconds_breakdown": {k: round(v, 1) for k, v in tasks.items()},
         "task_share": {k: round(v / task_total, 3) for k, v in tasks.items()} if task_total else None,
+        # wall seconds of the stage's phases: model load + plan, cluster start, wait for the first
+        # result (the workers' first imports), the other results, cluster close
+        "stage_phases": sc["result"]["phases"],
         "bare": {"rows": bare["rows"], "partitions": bare["partitions"], "features": bare["features"],
                  "booster_calls_per_partition": bare["booster_calls_per_partition"],
                  "restricted_calls_per_partition": bare["restricted_calls_per_partition"],

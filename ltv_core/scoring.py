@@ -211,24 +211,39 @@ def _score_file(store_url: str, in_path: str, out_path: str, scorer: Scorer, par
 
 
 def _score_files(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]], stage_dir: str, key: str,
-                 dask: DaskConfig | None) -> list[dict[str, Any]]:
-    """Every file scored by a task on the cluster; results in partition order."""
+                 dask: DaskConfig | None, phases: dict[str, float]) -> list[dict[str, Any]]:
+    """Every file scored by a task on the cluster; results in partition order. ``phases`` gets the
+    wall seconds of the cluster's start, the wait for the first result (workers' first imports),
+    the rest of the tasks and the cluster's close."""
     from distributed import as_completed
 
     if not files:
         return []
     results: list[dict[str, Any]] = []
+    t = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        phases[name] = round(now - t, 2)
+        t = now
+
     with dask_client(dask) as client:
+        phase("cluster_start")
         shipped = client.scatter(scorer, broadcast=True)
         futures = [client.submit(score_file, store.url, f["path"],
                                  f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet", shipped,
                                  f["partition"], pure=False) for f in files]
         for fut in as_completed(futures):
             res = fut.result()  # a failed file fails the stage, naming the worker's error
+            if not results:
+                phase("first_result")
             res["done"] = len(results)
             results.append(res)
             log.info("[score %d/%d] %s: %d rows (%s)", len(results), len(files), res["partition"], res["rows"],
                      ", ".join(f"{k} {v:.2f}s" for k, v in res["seconds"].items()))
+        phase("other_results")
+    phase("cluster_close")
     return sorted(results, key=lambda r: r["partition"])
 
 
@@ -261,7 +276,8 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
     stage_dir = store.begin_stage(run_id, STAGE)
     if files:  # the pruned plan, made once here from the first file, ships with the scorer
         scorer.read(store, files[0]["path"])
-    results = _score_files(store, scorer, files, stage_dir, spec.partition.key, dask)
+    phases = {"load_and_plan": round(time.perf_counter() - t0, 2)}
+    results = _score_files(store, scorer, files, stage_dir, spec.partition.key, dask, phases)
     written = [{k: r[k] for k in ("path", "partition", "rows")} for r in results]
     rows = sum(r["rows"] for r in results)
     csv_path = f"{stage_dir}/submission.csv"
@@ -277,7 +293,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
                    "model_run_id": model_run_id, "task_seconds": steps,
                    "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 2),
                    "workers": len({r["worker"] for r in results}),
-                   "worker_peak_rss_mb": _rss_trend(results)}
+                   "worker_peak_rss_mb": _rss_trend(results), "phases": phases}
     manifest = store.commit_stage(run_id, STAGE, timer.finish({"model_run_id": model_run_id}))
     log.info("scored %d rows in %d partitions with model %s (%.1fs; summed over tasks: %s)", rows, len(files),
              model_run_id, seconds, ", ".join(f"{k} {v:.1f}s" for k, v in steps.items()))
@@ -285,7 +301,8 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
             "predictions": store.uri(f"{stage_dir}/predictions"), "manifest": store.uri(manifest),
             "submission_csv": store.uri(csv_path) if submission_csv else None,
             "task_seconds": steps, "task_cpu_seconds": timer.extra["task_cpu_seconds"],
-            "workers": timer.extra["workers"], "worker_peak_rss_mb": timer.extra["worker_peak_rss_mb"]}
+            "workers": timer.extra["workers"], "worker_peak_rss_mb": timer.extra["worker_peak_rss_mb"],
+            "phases": phases}
 
 
 def _rss_trend(results: list[dict[str, Any]]) -> dict[str, float] | None:

@@ -211,6 +211,8 @@ def test_score_stage_on_worker_processes(base, tmp_path):
     out = run_score_stage(store, "base", spec, "base", submission_csv=True,
                           dask=DaskConfig(n_workers=2, threads_per_worker=1, processes=True))
     assert out["workers"] == 2 and out["partitions"] == len(staged) >= 2
+    assert set(out["phases"]) == {"load_and_plan", "cluster_start", "first_result", "other_results", "cluster_close"}
+    assert out["worker_peak_rss_mb"]["max"] >= out["worker_peak_rss_mb"]["first_10pct"] > 0
     preds = pd.read_parquet(out["predictions"])
     in_process = pd.concat([p for _, p in stream_predictions(store, "base", Scorer.load(store, "base", spec))],
                            ignore_index=True)
