@@ -182,54 +182,51 @@ def score_file(store_url: str, in_path: str, out_path: str, scorer: Scorer, part
         raise DataError(f"scoring partition {partition} ({in_path}) failed: {type(exc).__name__}: {exc}") from exc
 
 
+class _Laps:
+    """Wall seconds between consecutive ``lap`` calls, by name (the logs' step timings)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._t, 4)
+        self._t = now
+
+
 def _score_file(store_url: str, in_path: str, out_path: str, scorer: Scorer, partition: str) -> dict[str, Any]:
     store = ArtifactStore(store_url)
-    steps: dict[str, float] = {}
     c0 = time.process_time()
-    t = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        steps[step] = now - t
-        t = now
-
+    laps = _Laps()
     table = scorer.read(store, in_path)
     scorer._check_id(table)
-    lap("read")
+    laps.lap("read")
     X = scorer.features(table, reuse_buffer=True)  # consumed at once: predictions are new arrays
-    lap("features")
+    laps.lap("features")
     pred = scorer.prediction_table(table, scorer.stack.predict(X))
-    lap("predict")
+    laps.lap("predict")
     # dictionary pages only where values repeat (the run id): on unique floats and ids they are
     # built and thrown away, which cost more than half of the write
     store.write_parquet(out_path, pred, use_dictionary=[MODEL_RUN_COLUMN])
-    lap("write")
-    return {"path": out_path, "partition": partition, "rows": pred.num_rows, "seconds": steps,
+    laps.lap("write")
+    return {"path": out_path, "partition": partition, "rows": pred.num_rows, "seconds": laps.seconds,
             "cpu_seconds": time.process_time() - c0, "worker": os.getpid(),
             "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _score_files(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]], stage_dir: str, key: str,
-                 dask: DaskConfig | None, phases: dict[str, float]) -> list[dict[str, Any]]:
-    """Every file scored by a task on the cluster; results in partition order. ``phases`` gets the
-    wall seconds of the cluster's start, the wait for the first result (workers' first imports),
-    the rest of the tasks and the cluster's close."""
+                 dask: DaskConfig | None, phases: _Laps) -> list[dict[str, Any]]:
+    """Every file scored by a task on the cluster; results in partition order. ``phases`` times
+    the cluster's start, the wait for the first result (the workers' first imports), the rest of
+    the tasks and the cluster's close."""
     from distributed import as_completed
 
     if not files:
         return []
     results: list[dict[str, Any]] = []
-    t = time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        phases[name] = round(now - t, 2)
-        t = now
-
     with dask_client(dask) as client:
-        phase("cluster_start")
+        phases.lap("cluster_start")
         shipped = client.scatter(scorer, broadcast=True)
         futures = [client.submit(score_file, store.url, f["path"],
                                  f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet", shipped,
@@ -237,13 +234,13 @@ def _score_files(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any
         for fut in as_completed(futures):
             res = fut.result()  # a failed file fails the stage, naming the worker's error
             if not results:
-                phase("first_result")
+                phases.lap("first_result")
             res["done"] = len(results)
             results.append(res)
             log.info("[score %d/%d] %s: %d rows (%s)", len(results), len(files), res["partition"], res["rows"],
                      ", ".join(f"{k} {v:.2f}s" for k, v in res["seconds"].items()))
-        phase("other_results")
-    phase("cluster_close")
+        phases.lap("other_results")
+    phases.lap("cluster_close")
     return sorted(results, key=lambda r: r["partition"])
 
 
@@ -269,6 +266,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
     Dask task per partition (``dask``: the pipeline's cluster settings; None: a LocalCluster)."""
     timer = StageTimer(STAGE, run_id)
     t0 = time.perf_counter()
+    phases = _Laps()
     # one transform thread per task: the workers are the parallelism. (Loading it while the
     # cluster boots was measured slower: on 2 cores the workers' imports and the load compete.)
     scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1)
@@ -276,7 +274,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
     stage_dir = store.begin_stage(run_id, STAGE)
     if files:  # the pruned plan, made once here from the first file, ships with the scorer
         scorer.read(store, files[0]["path"])
-    phases = {"load_and_plan": round(time.perf_counter() - t0, 2)}
+    phases.lap("load_and_plan")
     results = _score_files(store, scorer, files, stage_dir, spec.partition.key, dask, phases)
     written = [{k: r[k] for k in ("path", "partition", "rows")} for r in results]
     rows = sum(r["rows"] for r in results)
@@ -293,7 +291,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
                    "model_run_id": model_run_id, "task_seconds": steps,
                    "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 2),
                    "workers": len({r["worker"] for r in results}),
-                   "worker_peak_rss_mb": _rss_trend(results), "phases": phases}
+                   "worker_peak_rss_mb": _rss_trend(results), "phases": phases.seconds}
     manifest = store.commit_stage(run_id, STAGE, timer.finish({"model_run_id": model_run_id}))
     log.info("scored %d rows in %d partitions with model %s (%.1fs; summed over tasks: %s)", rows, len(files),
              model_run_id, seconds, ", ".join(f"{k} {v:.1f}s" for k, v in steps.items()))
@@ -302,7 +300,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
             "submission_csv": store.uri(csv_path) if submission_csv else None,
             "task_seconds": steps, "task_cpu_seconds": timer.extra["task_cpu_seconds"],
             "workers": timer.extra["workers"], "worker_peak_rss_mb": timer.extra["worker_peak_rss_mb"],
-            "phases": phases}
+            "phases": phases.seconds}
 
 
 def _rss_trend(results: list[dict[str, Any]]) -> dict[str, float] | None:
