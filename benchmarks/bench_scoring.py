@@ -9,9 +9,11 @@
    partitions of ``--rows-per-partition`` rows (two generator processes), and stages them with
    the real ``runner.ingest`` of a second run whose explicit scoring window covers them all.
 3. Scores: ``ltv_core.scoring.run_score_stage(store, <scoring run>, spec, model_run_id=<trained
-   run>, dask=<the pipeline config's Dask settings>)`` in a fresh spawned process that does nothing
-   else: the stage starts its LocalCluster (one single-threaded worker process per core by
-   default), scores each partition as one task and closes the cluster, all inside the timed call.
+   run>, dask=..., local_cluster_min_rows=...)`` with the pipeline config's settings, in a fresh
+   spawned process that does nothing else. From 5M staged rows (config default) the stage starts
+   its LocalCluster (one single-threaded worker process per core by default), scores each
+   partition as one task and closes the cluster, all inside the timed call; below, it scores the
+   partitions in its own process.
    Every row is read, transformed with the run's feature state, predicted by every model of the
    stack and written. Peak RSS is sampled every 100 ms over the process and its workers together;
    CPU seconds are those of the process and its workers. The tasks report the wall seconds of
@@ -267,12 +269,14 @@ def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str,
 
     spec = load_spec(ROOT / SPEC_PATH)
     store = ArtifactStore(store_root)
-    dask = load_config(config or ROOT / "config/pipeline.yaml").dask
+    cfg = load_config(config or ROOT / "config/pipeline.yaml")
+    dask = cfg.dask
     proc = psutil.Process()
     rss_start = proc.memory_info().rss
     with RssSampler() as sampler:
         t0 = time.perf_counter()
-        out = scoring.run_score_stage(store, run_id, spec, model_run_id, dask=dask)
+        out = scoring.run_score_stage(store, run_id, spec, model_run_id, dask=dask,
+                                      local_cluster_min_rows=cfg.scoring.local_cluster_min_rows)
         seconds = time.perf_counter() - t0
         # the workers' last CPU reading is from the sampler's last tick before the cluster closed
         # (at most 100 ms of their CPU missing)
@@ -454,6 +458,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "stack_lgbm_rows_per_s": round(bare["rows"] / bare["stack_lgbm_s"]),
         "slowdown_vs_bare_predict": round(bare_rps / rows_per_s, 2),
         "target_slowdown": 1.5,
+        # the stage scores on its Dask cluster from config scoring.local_cluster_min_rows rows on
+        # (default 5M), in its own process below that
+        "on_cluster": sc["result"]["on_cluster"],
         "workers": sc["result"]["workers"],
         "dask": {k: sc["dask"][k] for k in ("n_workers", "threads_per_worker", "processes", "scheduler_address")},
         # CPU seconds of the scoring process and its workers (all threads): how busy the cores were

@@ -114,6 +114,10 @@ class ScoringConfig(BaseModel):
 
     submission_csv: bool = False   # also write score/submission.csv (id, primary revenue)
     prune_features: bool = True    # compute only the features the champion's trees split on
+    # Without a Dask scheduler address, score in the task's own process (every core) when the run
+    # stages fewer rows than this: a LocalCluster's workers take ~10 s to start and import the
+    # stack, more than they save on small runs (docs/BENCHMARKS.md). 0: always on the cluster.
+    local_cluster_min_rows: int = Field(default=5_000_000, ge=0)
 
 
 class PipelineConfig(BaseModel):

@@ -142,7 +142,8 @@ def score(run_id: str, logical_date: datetime | str, params: dict[str, Any] | No
                         "scored (see runs/<run>/validate/result.json)")
     return run_score_stage(ctx.store, run_id, ctx.spec, champion_run(ctx.store),
                            submission_csv=ctx.config.scoring.submission_csv,
-                           prune_features=ctx.config.scoring.prune_features, dask=ctx.config.dask)
+                           prune_features=ctx.config.scoring.prune_features, dask=ctx.config.dask,
+                           local_cluster_min_rows=ctx.config.scoring.local_cluster_min_rows)
 
 
 PIPELINE = ("ingest", "validate", "build_features", "resample", "train_classifier", "train_regressor",

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from ltv_core.cluster import dask_client
+from ltv_core.cluster import dask_client, scheduler_address
 from ltv_core.config import DaskConfig
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
@@ -215,33 +215,50 @@ def _score_file(store_url: str, in_path: str, out_path: str, scorer: Scorer, par
             "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _score_files(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]], stage_dir: str, key: str,
-                 dask: DaskConfig | None, phases: _Laps) -> list[dict[str, Any]]:
-    """Every file scored by a task on the cluster; results in partition order. ``phases`` times
-    the cluster's start, the wait for the first result (the workers' first imports), the rest of
-    the tasks and the cluster's close."""
+def _out_path(stage_dir: str, key: str, f: dict[str, Any]) -> str:
+    return f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet"
+
+
+def _record(results: list[dict[str, Any]], res: dict[str, Any], total: int) -> None:
+    res["done"] = len(results)
+    results.append(res)
+    log.info("[score %d/%d] %s: %d rows (%s)", len(results), total, res["partition"], res["rows"],
+             ", ".join(f"{k} {v:.2f}s" for k, v in res["seconds"].items()))
+
+
+def _score_on_cluster(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]], stage_dir: str, key: str,
+                      dask: DaskConfig | None, phases: _Laps) -> list[dict[str, Any]]:
+    """Every file scored by a task on the cluster, in completion order. ``phases`` times the
+    cluster's start, the wait for the first result (the workers' first imports), the rest of the
+    tasks and the cluster's close."""
     from distributed import as_completed
 
-    if not files:
-        return []
     results: list[dict[str, Any]] = []
     with dask_client(dask) as client:
         phases.lap("cluster_start")
         shipped = client.scatter(scorer, broadcast=True)
-        futures = [client.submit(score_file, store.url, f["path"],
-                                 f"{stage_dir}/predictions/{key}={f['partition']}/part-0.parquet", shipped,
+        futures = [client.submit(score_file, store.url, f["path"], _out_path(stage_dir, key, f), shipped,
                                  f["partition"], pure=False) for f in files]
         for fut in as_completed(futures):
             res = fut.result()  # a failed file fails the stage, naming the worker's error
             if not results:
                 phases.lap("first_result")
-            res["done"] = len(results)
-            results.append(res)
-            log.info("[score %d/%d] %s: %d rows (%s)", len(results), len(files), res["partition"], res["rows"],
-                     ", ".join(f"{k} {v:.2f}s" for k, v in res["seconds"].items()))
+            _record(results, res, len(files))
         phases.lap("other_results")
     phases.lap("cluster_close")
-    return sorted(results, key=lambda r: r["partition"])
+    return results
+
+
+def _score_here(store: ArtifactStore, scorer: Scorer, files: list[dict[str, Any]], stage_dir: str, key: str,
+                phases: _Laps) -> list[dict[str, Any]]:
+    """Every file scored in this process, one after the other (the transform and LightGBM on
+    every core)."""
+    results: list[dict[str, Any]] = []
+    for f in files:
+        _record(results, score_file(store.url, f["path"], _out_path(stage_dir, key, f), scorer, f["partition"]),
+                len(files))
+    phases.lap("score_in_process")
+    return results
 
 
 def _write_submission(store: ArtifactStore, path: str, written: list[dict[str, Any]], id_column: str,
@@ -261,21 +278,33 @@ def _write_submission(store: ArtifactStore, path: str, written: list[dict[str, A
 
 def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_run_id: str, *,
                     submission_csv: bool = False, prune_features: bool = True,
-                    dask: DaskConfig | None = None) -> dict[str, Any]:
+                    dask: DaskConfig | None = None, local_cluster_min_rows: int = 0) -> dict[str, Any]:
     """Score every staged scoring partition of ``run_id`` with the model of ``model_run_id``, one
-    Dask task per partition (``dask``: the pipeline's cluster settings; None: a LocalCluster)."""
+    Dask task per partition (``dask``: the pipeline's cluster settings; None: a LocalCluster).
+    Without a scheduler address and with fewer staged rows than ``local_cluster_min_rows``, the
+    partitions are scored here instead, one after the other: same files, same predictions."""
     timer = StageTimer(STAGE, run_id)
     t0 = time.perf_counter()
     phases = _Laps()
-    # one transform thread per task: the workers are the parallelism. (Loading it while the
-    # cluster boots was measured slower: on 2 cores the workers' imports and the load compete.)
-    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1)
     files = _partitions(store, run_id, "scoring")
+    staged_rows = sum(int(f.get("rows", 0)) for f in files)
+    on_cluster = bool(files) and (bool(scheduler_address(dask or DaskConfig()))
+                                  or staged_rows >= local_cluster_min_rows)
+    # on the cluster, one transform thread per task: the workers are the parallelism. (Loading the
+    # model while the cluster boots was measured slower: on 2 cores the workers' imports compete.)
+    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1 if on_cluster else None)
     stage_dir = store.begin_stage(run_id, STAGE)
-    if files:  # the pruned plan, made once here from the first file, ships with the scorer
+    if files:  # the pruned plan, made once here from the first file (and shipped with the scorer)
         scorer.read(store, files[0]["path"])
     phases.lap("load_and_plan")
-    results = _score_files(store, scorer, files, stage_dir, spec.partition.key, dask, phases)
+    log.info("scoring %d staged rows in %d partitions %s", staged_rows, len(files),
+             "on the Dask cluster" if on_cluster else
+             f"in this process (fewer than scoring.local_cluster_min_rows={local_cluster_min_rows} rows and no "
+             "Dask scheduler address)")
+    key = spec.partition.key
+    results = (_score_on_cluster(store, scorer, files, stage_dir, key, dask, phases) if on_cluster
+               else _score_here(store, scorer, files, stage_dir, key, phases))
+    results.sort(key=lambda r: r["partition"])
     written = [{k: r[k] for k in ("path", "partition", "rows")} for r in results]
     rows = sum(r["rows"] for r in results)
     csv_path = f"{stage_dir}/submission.csv"
@@ -291,7 +320,8 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
                    "model_run_id": model_run_id, "task_seconds": steps,
                    "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 2),
                    "workers": len({r["worker"] for r in results}),
-                   "worker_peak_rss_mb": _rss_trend(results), "phases": phases.seconds}
+                   "worker_peak_rss_mb": _rss_trend(results), "phases": phases.seconds,
+                   "on_cluster": on_cluster}
     manifest = store.commit_stage(run_id, STAGE, timer.finish({"model_run_id": model_run_id}))
     log.info("scored %d rows in %d partitions with model %s (%.1fs; summed over tasks: %s)", rows, len(files),
              model_run_id, seconds, ", ".join(f"{k} {v:.1f}s" for k, v in steps.items()))
@@ -300,7 +330,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
             "submission_csv": store.uri(csv_path) if submission_csv else None,
             "task_seconds": steps, "task_cpu_seconds": timer.extra["task_cpu_seconds"],
             "workers": timer.extra["workers"], "worker_peak_rss_mb": timer.extra["worker_peak_rss_mb"],
-            "phases": phases.seconds}
+            "phases": phases.seconds, "on_cluster": on_cluster}
 
 
 def _rss_trend(results: list[dict[str, Any]]) -> dict[str, float] | None:

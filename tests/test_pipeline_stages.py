@@ -124,6 +124,7 @@ def test_train_evaluate_promote_score(base, tmp_path):
     np.testing.assert_array_equal(csv["iap_revenue_d7"].to_numpy(), preds["pred_d7"].to_numpy())
     # the stage scored on Dask workers, each file as one task; the same predictions as in-process
     assert scored["workers"] >= 1 and set(scored["task_seconds"]) == {"read", "features", "predict", "write"}
+    assert not scored["on_cluster"]  # a few thousand rows: scored in the task's own process
     from ltv_core.scoring import Scorer, stream_predictions
     from ltv_core.spec import load_spec
 
@@ -194,6 +195,7 @@ def test_score_stage_on_worker_processes(base, tmp_path):
     ones. A file that cannot be read fails the stage, naming it, and nothing is committed."""
     import pickle
 
+    from ltv_core.cluster import scheduler_address
     from ltv_core.config import DaskConfig
     from ltv_core.scoring import Scorer, run_score_stage, stream_predictions
     from ltv_core.spec import load_spec
@@ -210,7 +212,7 @@ def test_score_stage_on_worker_processes(base, tmp_path):
 
     out = run_score_stage(store, "base", spec, "base", submission_csv=True,
                           dask=DaskConfig(n_workers=2, threads_per_worker=1, processes=True))
-    assert out["workers"] == 2 and out["partitions"] == len(staged) >= 2
+    assert out["on_cluster"] and out["workers"] == 2 and out["partitions"] == len(staged) >= 2
     assert set(out["phases"]) == {"load_and_plan", "cluster_start", "first_result", "other_results", "cluster_close"}
     assert out["worker_peak_rss_mb"]["max"] >= out["worker_peak_rss_mb"]["first_10pct"] > 0
     preds = pd.read_parquet(out["predictions"])
@@ -218,6 +220,14 @@ def test_score_stage_on_worker_processes(base, tmp_path):
                            ignore_index=True)
     pd.testing.assert_frame_equal(preds[list(in_process.columns)].reset_index(drop=True), in_process,
                                   check_dtype=False, check_categorical=False, check_exact=True)
+
+    # a small run without a scheduler address is scored in this process: the same files and predictions
+    here = run_score_stage(store, "base", spec, "base", submission_csv=True, local_cluster_min_rows=10**9,
+                           dask=DaskConfig(n_workers=2, processes=True))
+    assert not here["on_cluster"] and here["workers"] == 1 and "cluster_start" not in here["phases"]
+    pd.testing.assert_frame_equal(pd.read_parquet(here["predictions"]), preds, check_exact=True)
+    # an address (here from the environment, as the DAG sets it) always means the cluster
+    assert scheduler_address(DaskConfig(scheduler_address="tcp://10.0.0.1:8786"))
 
     # the staged files are shared by the tests' store copies: point this copy's manifest at a bad file
     bad = tmp_path / "not-parquet.parquet"
