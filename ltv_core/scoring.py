@@ -7,8 +7,11 @@ statistics, encodings), predicts it with the champion's stack and writes
 ``score/predictions/<key>=<value>/part-0.parquet`` before it takes the next file. Peak memory is
 one partition per worker, flat in the number of partitions. Files are independent, so the stage
 scales with the workers; on one machine, worker processes keep every core busy where a single
-process left them idle during the reads and the transform (docs/BENCHMARKS.md). An optional
-submission CSV is streamed from the written predictions into one atomic write.
+process left them idle during the reads and the transform (docs/BENCHMARKS.md). A small run (fewer
+than ``scoring.local_cluster_min_rows`` staged rows) without a scheduler address is scored in the
+stage's own process instead, the same way one file after the other: a LocalCluster's start-up would
+cost more than it saves. An optional submission CSV is streamed from the written predictions into
+one atomic write.
 
 Which model scores is decided by the promotion stage, not here: ``champion.json`` names the run
 whose artefacts are used, so a rejected or failed training run never reaches the predictions.
