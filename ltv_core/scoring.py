@@ -107,17 +107,24 @@ class Scorer:
                 self._plan_cache.append(plan)
         return self._plan_cache[0]
 
-    def read(self, store: ArtifactStore, path: str) -> pa.Table:
+    def read(self, store: ArtifactStore, path: str, max_rows: int | None = None) -> pa.Table:
         """A staged partition, reading only the raw columns the transform uses: those of the pruned
         plan once it is made (from the first partition), else every feature column; plus the id.
-        Map columns whose keys nothing reads are read by their value leaf alone."""
+        Map columns whose keys nothing reads are read by their value leaf alone. ``max_rows``: the
+        file's first rows only."""
         plan = self._plan_cache[0] if self._plan_cache else None
         columns = [*self.builder.input_columns(plan), self.spec.id_column]
-        table = store.read_parquet(path, columns, skip_missing=True,
+        table = store.read_parquet(path, columns, skip_missing=True, max_rows=max_rows,
                                    map_values_only=plan.values_only if plan is not None else ())
         if self.prune and not self._plan_cache:
             self._plan(table)
         return table
+
+    def prepare(self, store: ArtifactStore, path: str) -> None:
+        """Make the pruned plan from the first rows of ``path`` (all the plan looks at), before the
+        partitions are scored elsewhere: the stage ships the scorer with its plan to the workers."""
+        if self.prune and not self._plan_cache:
+            self.read(store, path, max_rows=self.builder.PLAN_SAMPLE_ROWS)
 
     def features(self, table: pa.Table, reuse_buffer: bool = False) -> DenseMatrix:
         """The model matrix of raw rows, straight from the builder (no Arrow table, no category frame).
@@ -298,7 +305,7 @@ def run_score_stage(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_
     scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1 if on_cluster else None)
     stage_dir = store.begin_stage(run_id, STAGE)
     if files:  # the pruned plan, made once here from the first file (and shipped with the scorer)
-        scorer.read(store, files[0]["path"])
+        scorer.prepare(store, files[0]["path"])
     phases.lap("load_and_plan")
     log.info("scoring %d staged rows in %d partitions %s", staged_rows, len(files),
              "on the Dask cluster" if on_cluster else

@@ -198,11 +198,12 @@ class ArtifactStore:
         return path
 
     def read_parquet(self, path: str, columns: list[str] | None = None, *, skip_missing: bool = False,
-                     map_values_only: Collection[str] = ()) -> pa.Table:
+                     map_values_only: Collection[str] = (), max_rows: int | None = None) -> pa.Table:
         """``columns``: read only these; ``skip_missing``: leave out the ones the file lacks (one open,
         the footer's schema) instead of failing (optional columns of a dataset spec).
         ``map_values_only``: map columns to read by their value leaf alone (they arrive as
-        list<struct<value>>); decoding the key strings is most of the cost of reading a map."""
+        list<struct<value>>); decoding the key strings is most of the cost of reading a map.
+        ``max_rows``: only the file's first rows (a sample), without decoding the rest."""
         try:
             # a local file by its path: Arrow's own reader, ~15% less CPU than through a Python file
             with nullcontext(path) if self.is_local else self.fs.open(path, "rb") as source, \
@@ -213,6 +214,8 @@ class ArtifactStore:
                         raise DataError(f"{path}: no column(s) {sorted(set(columns) - present)} in the file")
                     leaves = _map_value_leaves(pf, set(map_values_only) & set(columns))
                     columns = [leaves.get(c, c) for c in columns if c in present]
+                if max_rows is not None and pf.metadata.num_rows > max_rows:
+                    return pa.Table.from_batches([next(pf.iter_batches(batch_size=max_rows, columns=columns))])
                 return pf.read(columns=columns)
         except FileNotFoundError:
             raise DataError(f"parquet artefact not found in store {self.url}: {path}") from None

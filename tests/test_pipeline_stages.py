@@ -206,6 +206,9 @@ def test_score_stage_on_worker_processes(base, tmp_path):
     scorer = Scorer.load(store, "base", spec, threads=1)
     staged = store.read_manifest("base", "ingest")["outputs"]["scoring"]["files"]
     table = scorer.read(store, staged[0]["path"])  # makes the plan
+    sampled = Scorer.load(store, "base", spec, threads=1)
+    sampled.prepare(store, staged[0]["path"])  # the same plan from the file's first rows alone
+    assert sampled._plan_cache == scorer._plan_cache
     copy = pickle.loads(pickle.dumps(scorer))
     assert copy._plan_cache == scorer._plan_cache and copy._plan_cache[0] is not None
     pd.testing.assert_frame_equal(copy.predict_table(table), scorer.predict_table(table), check_exact=True)

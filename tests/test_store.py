@@ -112,3 +112,8 @@ def test_read_parquet_map_values_only_and_missing_columns(store):
     with pytest.raises(DataError, match="nope"):
         store.read_parquet(q, ["m", "nope"], map_values_only=["m"])
     assert store.read_parquet(q, ["m", "nope"], skip_missing=True).column_names == ["m"]
+    # max_rows: the first rows only (a sample), the whole file when it is shorter
+    head = store.read_parquet(q, ["m", "s"], skip_missing=True, map_values_only=["m"], max_rows=2)
+    assert head.num_rows == 2 and head.column("s").to_pylist() == ["p", "q"]
+    assert head.column("m").to_pylist() == got.select(["m"]).slice(0, 2).column("m").to_pylist()
+    assert store.read_parquet(q, ["s"], max_rows=10).equals(t.select(["s"]))

@@ -182,6 +182,8 @@ def inner_key_names(keys: list[str]) -> list[str]:
 class FeatureBuilder:
     """Builds features for one dataset spec with one features config."""
 
+    PLAN_SAMPLE_ROWS = 64  # rows of the sample ``plan_for`` transforms to learn each output's sources
+
     def __init__(self, spec: DatasetSpec, config: FeaturesConfig, threads: int = 1):
         """``threads`` > 1 computes columns in a thread pool (numpy and Arrow release the GIL); keep 1
         inside Dask workers, which already run one task per core."""
@@ -478,7 +480,7 @@ class FeatureBuilder:
         unknown = sorted(set(needed) - set(state.feature_names))
         if unknown:
             raise DataError(f"needed features not in the fitted state: {unknown[:10]}")
-        sources = self._compute(sample.slice(0, min(sample.num_rows, 64)), state, None).sources
+        sources = self._compute(sample.slice(0, min(sample.num_rows, self.PLAN_SAMPLE_ROWS)), state, None).sources
         needed = set(needed)
         cols = frozenset(c for f in needed for c in sources[f])
         ga = self.config.geo_aggregates
