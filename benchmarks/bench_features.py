@@ -6,7 +6,7 @@
    Smadex-shaped data set with ``ltv_core.synthetic.generate_dataset`` in a child process (so the
    generator's memory is not counted here).
 2. The state is fitted once, in this process, on the first ``--fit-partitions`` partitions.
-3. A Dask LocalCluster is started the way the product's ``run_features_stage`` runs it
+3. A Dask LocalCluster is started the way the product's build_features stage (``ltv_core.stages.build_features``) runs it
    (``--workers`` worker PROCESSES, default one per core, ``threads_per_worker=1``); the state is
    scattered to every worker once (``broadcast=True``) and each worker runs one small warm-up task
    (imports, state deserialisation). None of this is timed.

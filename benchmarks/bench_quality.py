@@ -84,7 +84,7 @@ def build_features(spec: DatasetSpec, data: Path, cache: Path, val_hours: int = 
     the split."""
     try:
         from ltv_core.features import FeatureBuilder, load_features_config
-        from ltv_core.features.stage import category_labels
+        from ltv_core.features.state import category_labels
     except Exception as exc:  # the feature builder is developed in parallel
         print(json.dumps({"error": f"ltv_core.features is not usable yet: {exc!r}"}))
         raise SystemExit(2) from exc

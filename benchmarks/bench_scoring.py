@@ -3,12 +3,14 @@
     PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --rows 10000000
 
 1. Trains once (cached under ``--cache-dir``, default ``.bench/scoring``, keyed by the training
-   arguments and the contents of config/models.yaml, features.yaml and pipeline.yaml) a stack on a small synthetic set: ``generate_dataset`` then ``runner.run_all`` up to
-   ``optimize_gate`` with explicit windows (logical date 2025-10-31, data from 2025-10-01).
+   arguments and the contents of config/models.yaml, features.yaml and pipeline.yaml) a stack on a
+   small synthetic set: ``generate_dataset`` then the stages ingest, validate, build_features and
+   the training stages (``ltv_core.stages.run_stages``) with explicit windows (logical date
+   2025-10-31, data from 2025-10-01).
 2. Generates (once, cached, keyed by ``--rows``) about ``--rows`` unlabelled test rows in hourly
    partitions of ``--rows-per-partition`` rows (two generator processes), and stages them with
-   the real ``runner.ingest`` of a second run whose explicit scoring window covers them all.
-3. Scores: ``ltv_core.scoring.run_score_stage(store, <scoring run>, spec, model_run_id=<trained
+   the real ingest stage of a second run whose explicit scoring window covers them all.
+3. Scores: ``ltv_core.stages.score.score_partitions(store, <scoring run>, spec, model_run_id=<trained
    run>, dask=..., local_cluster_min_rows=...)`` with the pipeline config's settings, in a fresh
    spawned process that does nothing else. From 5M staged rows (config default) the stage starts
    its LocalCluster (one single-threaded worker process per core by default), scores each
@@ -147,9 +149,11 @@ def quick_configs(cache: Path) -> dict[str, str]:
 def ensure_model(cache: Path, seed: int, rpp: int, hours: int, extra: dict[str, str]
                  ) -> tuple[Path, Path, dict[str, str]]:
     """(train data root, store root, windows) of the trained run, trained once per argument set.
-    Stages: ingest, build_features and the training stages (validate, evaluate and promote decide
+    Stages: ingest, validate, build_features and the training stages (evaluate and promote decide
     nothing the score stage uses: it is given the trained run's id)."""
-    from ltv_core import runner
+    from ltv_core.context import make_context
+    from ltv_core.pipeline import TRAINING_STAGES, Stage
+    from ltv_core.stages import run_stages
     from ltv_core.store import ArtifactStore
 
     base = cache / f"train-s{seed}-r{rpp}-h{hours}{'-quick' if extra else ''}"
@@ -171,8 +175,8 @@ def ensure_model(cache: Path, seed: int, rpp: int, hours: int, extra: dict[str, 
     generate_dataset(data, seed=seed, rows_per_partition=rpp, start=DATA_START, train_hours=hours, test_hours=2)
     log(f"training run {TRAIN_RUN} (ingest, build_features, training stages) in store {store_root}")
     params = {"data_root": str(data), "store_root": str(store_root), **windows, **extra}
-    for stage in (runner.ingest, runner.build_features, runner.train):
-        stage(TRAIN_RUN, LOGICAL_DATE, params)
+    run_stages(make_context(TRAIN_RUN, LOGICAL_DATE, params),
+               (Stage.INGEST, Stage.VALIDATE, Stage.BUILD_FEATURES, *TRAINING_STAGES))
     m = ArtifactStore(str(store_root)).read_manifest(TRAIN_RUN, "ingest")
     info = {"seconds": round(time.perf_counter() - t0, 1), "rows": {s: o["rows"] for s, o in m["outputs"].items()},
             "configs": fingerprint}
@@ -241,7 +245,8 @@ def ensure_score_data(cache: Path, train_data: Path, seed: int, rows: int, rpp: 
 def ensure_staged(store_root: Path, data: Path, windows: dict[str, str], run_id: str, hours: int,
                   extra: dict[str, str]) -> dict[str, Any]:
     """The scoring run's ingest (the real stage, on Dask): stages every test partition."""
-    from ltv_core import runner
+    from ltv_core.context import make_context
+    from ltv_core.stages import ingest
     from ltv_core.store import ArtifactStore
 
     store = ArtifactStore(str(store_root))
@@ -254,7 +259,7 @@ def ensure_staged(store_root: Path, data: Path, windows: dict[str, str], run_id:
     log(f"ingest of run {run_id}: scoring window {SCORE_START.isoformat()} .. {end.isoformat()}")
     params = {"data_root": str(data), "store_root": str(store_root), **windows, **extra,
               "scoring_start": SCORE_START.strftime("%Y-%m-%dT%H:%M"), "scoring_end": end.strftime("%Y-%m-%dT%H:%M")}
-    out = runner.ingest(run_id, LOGICAL_DATE, params)
+    out = ingest.run(make_context(run_id, LOGICAL_DATE, params))
     seconds = round(time.perf_counter() - t0, 1)
     log(f"staged in {seconds}s: {out['rows']}")
     return {"seconds": seconds, "rows": out["rows"]["scoring"]}
@@ -262,8 +267,8 @@ def ensure_staged(store_root: Path, data: Path, windows: dict[str, str], run_id:
 
 # --- 3. the score stage, in a process of its own ------------------------------------------------------------
 def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str, config: str | None) -> None:
-    from ltv_core import scoring
     from ltv_core.config import load_config
+    from ltv_core.stages.score import score_partitions
     from ltv_core.spec import load_spec
     from ltv_core.store import ArtifactStore
 
@@ -275,8 +280,8 @@ def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str,
     rss_start = proc.memory_info().rss
     with RssSampler() as sampler:
         t0 = time.perf_counter()
-        out = scoring.run_score_stage(store, run_id, spec, model_run_id, dask=dask,
-                                      local_cluster_min_rows=cfg.scoring.local_cluster_min_rows)
+        out = score_partitions(store, run_id, spec, model_run_id, dask=dask,
+                               local_cluster_min_rows=cfg.scoring.local_cluster_min_rows)
         seconds = time.perf_counter() - t0
         # the workers' last CPU reading is from the sampler's last tick before the cluster closed
         # (at most 100 ms of their CPU missing)
@@ -321,14 +326,15 @@ def bare_predict(store_root: Path, run_id: str, bare_rows: int) -> dict[str, Any
     import lightgbm as lgb
     import numpy as np
 
-    from ltv_core.scoring import Scorer, _partitions
+    from ltv_core.catalog import staged_partitions
+    from ltv_core.scoring import Scorer
     from ltv_core.spec import load_spec
     from ltv_core.store import ArtifactStore
 
     store = ArtifactStore(str(store_root))
     scorer = Scorer.load(store, TRAIN_RUN, load_spec(ROOT / SPEC_PATH))
     frames = []
-    for f in _partitions(store, run_id, "scoring"):
+    for f in staged_partitions(store, run_id, "scoring"):
         frames.append(scorer.features(store.read_parquet(f["path"])))
         if sum(len(x) for x in frames) >= bare_rows:
             break

@@ -1,37 +1,39 @@
-"""ltv_daily: nightly LTV retraining. Reads like the pipeline diagram; every task is one call into
-ltv_core (the task wrappers live in dags/ltv_tasks.py).
+"""ltv_daily: nightly LTV retraining. Reads like the pipeline diagram: each task is one stage of
+``ltv_core.stages`` (the tasks live in dags/ltv_tasks.py) and each edge is a value passed, the
+result of a stage that the next one reads (``ltv_core.pipeline.INPUTS``). train_classifier,
+train_regressor and train_baselines depend only on the features and the resampling plans, so a
+parallel executor runs them side by side.
 
-Manual triggers and backfills take Params: any window (ISO times, UTC, end exclusive), the dataset
-spec, the data root and the artefact store root. See docs/OPERATIONS.md.
+Manual triggers and backfills take Params (``ltv_core.params.RunParams``): any window (ISO times,
+UTC, end exclusive), the dataset spec, the config files, the data root and the artefact store root.
+See docs/OPERATIONS.md.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag
-from ltv_tasks import promote, score, stage
+from ltv_tasks import (
+    build_features,
+    evaluate,
+    fit_stacker,
+    ingest,
+    optimize_gate,
+    promote,
+    resample,
+    score,
+    train_baselines,
+    train_classifier,
+    train_regressor,
+    validate,
+)
 
-_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?(Z|[+-]\d{2}:\d{2})?$"
-
-
-def _window_param(split: str, edge: str) -> Param:
-    return Param(
-        None,
-        type=["null", "string"],
-        pattern=_TIME,
-        title=f"{split} window {edge}",
-        description=f"ISO time (UTC) of the {split} window's {edge}; empty derives it from the logical date.",
-    )
-
-
-IO_RETRIES = {"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True,
-              "max_retry_delay": timedelta(minutes=30)}
+from ltv_core.params import airflow_param_specs
+from ltv_core.pipeline import DAG_ID
 
 
 @dag(
-    dag_id="ltv_daily",
+    dag_id=DAG_ID,
     schedule="0 3 * * *",
     start_date=pendulum.datetime(2025, 10, 1, tz="UTC"),
     catchup=False,
@@ -39,32 +41,21 @@ IO_RETRIES = {"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponent
     default_args={"owner": "ltv", "retries": 0},
     tags=["ltv", "ml"],
     doc_md=__doc__,
-    params={
-        "config": Param(None, type=["null", "string"], title="Pipeline config",
-                        description="YAML like config/pipeline.yaml; empty: $LTV_PIPELINE_CONFIG, else that file."),
-        "dataset_spec": Param(None, type=["null", "string"], title="Dataset spec",
-                              description="YAML under config/datasets/; empty uses the pipeline config's."),
-        "data_root": Param(None, type=["null", "string"], title="Raw data root (local path or s3://)"),
-        "store_root": Param(None, type=["null", "string"], title="Artefact store root (local path or s3://)"),
-        "models_config": Param(None, type=["null", "string"], title="Models config",
-                               description="YAML like config/models.yaml; empty uses the pipeline config's."),
-        "submission_csv": Param(None, type=["null", "boolean"], title="Also write a submission CSV"),
-        **{f"{s}_{e}": _window_param(s, e)
-           for s in ("train", "validation", "holdout", "scoring") for e in ("start", "end")},
-    },
+    params={name: Param(**spec) for name, spec in airflow_param_specs().items()},
 )
 def ltv_daily():
-    staged = stage("ingest", **IO_RETRIES)()
-    features = stage("build_features")(stage("validate")(staged))
-    plans = stage("resample")(features)
-    classifier = stage("train_classifier")(plans)
-    regressor = stage("train_regressor")(classifier)
-    baselines = stage("train_baselines")(features)
-    stack = stage("fit_stacker")(regressor, baselines)
-    gated = stage("optimize_gate")(stack)
-    evaluated = stage("evaluate")(gated)
-    decision = promote(evaluated)
-    score(decision)
+    staged = ingest()
+    validated = validate(staged)
+    features = build_features(staged, validated)
+    plans = resample(features)
+    classifier = train_classifier(features, plans)
+    regressor = train_regressor(features, plans)
+    baselines = train_baselines(features)
+    stack = fit_stacker(features, classifier, regressor, baselines)
+    gate = optimize_gate(features, classifier, regressor, stack)
+    evaluation = evaluate(staged, features, classifier, regressor, baselines, stack, gate)
+    decision = promote(staged, validated, features, plans, classifier, regressor, baselines, stack, gate, evaluation)
+    score(staged, validated, decision)
 
 
 ltv_daily()

@@ -1,28 +1,34 @@
-"""Airflow glue of the ltv_daily DAG: each task is one call into ``ltv_core.runner``.
+"""The tasks of the ltv_daily DAG: one ``@task`` per stage, each one call of
+``ltv_core.stages.<stage>.run`` with the run's context.
 
-Kept out of the DAG file so that the DAG reads like the pipeline diagram. Listed in .airflowignore:
-the DAG processor does not parse it as a DAG file (it is imported by ltv_daily.py).
+A task's arguments are the results of the stages it reads (``ltv_core.pipeline.INPUTS``); they
+become ``ctx.upstream``, and the stage records their manifests among its inputs. Stage modules are
+imported inside the tasks: parsing the DAG stays cheap (no LightGBM, pandas or Dask import).
+Listed in .airflowignore: the DAG processor does not parse this file as a DAG file.
 """
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowNotFoundException
+from datetime import timedelta
+from typing import Any
+
 from airflow.sdk import Asset, Connection, TriggerRule, task
+from airflow.sdk.exceptions import AirflowNotFoundException
 
-from ltv_core import runner
-
-
-def _when(context):
-    """A run triggered without a logical date (Airflow 3 allows it) is anchored at its run_after."""
-    return context.get("logical_date") or context["dag_run"].run_after
-
+from ltv_core.pipeline import Stage
 
 DASK_CONN_ID = "dask_default"
+# ingest reads the raw data (object store, network): retried with backoff; the others fail fast.
+IO_RETRIES = {"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True,
+              "max_retry_delay": timedelta(minutes=30)}
+# Data-aware scheduling: downstream DAGs can schedule on a new champion or new predictions.
+CHAMPION_MODEL = Asset(name="ltv_champion_model", uri="ltv://champion_model")
+PREDICTIONS = Asset(name="ltv_predictions", uri="ltv://predictions")
 
 
-def _params(context) -> dict:
+def run_params(context: dict[str, Any]) -> dict[str, Any]:
     """The run's params, plus the Dask scheduler of the ``dask_default`` connection when one exists
-    (e.g. AIRFLOW_CONN_DASK_DEFAULT=tcp://dask-scheduler:8786); without it the config decides."""
+    (e.g. AIRFLOW_CONN_DASK_DEFAULT=tcp://dask-scheduler:8786) and no param names one."""
     params = dict(context["params"])
     try:
         conn = Connection.get(DASK_CONN_ID)
@@ -33,37 +39,104 @@ def _params(context) -> dict:
     return params
 
 
-def stage(name: str, **task_kwargs):
-    """One pipeline stage as a task: ``runner.<name>(run_id, logical date, params)``."""
-    fn = getattr(runner, name)
+def stage_context(context: dict[str, Any], *upstream: dict[str, Any] | None):
+    """The stage's RunContext; a run triggered without a logical date (Airflow 3 allows it) is
+    anchored at its run_after. A failed upstream (promote and score run anyway) passes None."""
+    from ltv_core.context import make_context
 
-    @task(task_id=name, **task_kwargs)
-    def run_stage(*upstream, **context) -> dict:
-        return fn(context["run_id"], _when(context), _params(context))
-
-    return run_stage
-
-
-# Data-aware scheduling: downstream DAGs can schedule on a new champion or new predictions.
-CHAMPION_MODEL = Asset(name="ltv_champion_model", uri="ltv://champion_model")
-PREDICTIONS = Asset(name="ltv_predictions", uri="ltv://predictions")
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return make_context(context["run_id"], when, run_params(context),
+                        upstream={u["stage"]: u for u in upstream if u})
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CHAMPION_MODEL])
-def promote(evaluated, **context) -> dict:
+@task(task_id=Stage.INGEST.value, **IO_RETRIES)
+def ingest(**context) -> dict:
+    from ltv_core.stages import ingest
+
+    return ingest.run(stage_context(context))
+
+
+@task(task_id=Stage.VALIDATE.value)
+def validate(staged: dict, **context) -> dict:
+    from ltv_core.stages import validate
+
+    return validate.run(stage_context(context, staged))
+
+
+@task(task_id=Stage.BUILD_FEATURES.value)
+def build_features(staged: dict, validated: dict, **context) -> dict:
+    from ltv_core.stages import build_features
+
+    return build_features.run(stage_context(context, staged, validated))
+
+
+@task(task_id=Stage.RESAMPLE.value)
+def resample(features: dict, **context) -> dict:
+    from ltv_core.stages import resample
+
+    return resample.run(stage_context(context, features))
+
+
+@task(task_id=Stage.TRAIN_CLASSIFIER.value)
+def train_classifier(features: dict, plans: dict, **context) -> dict:
+    from ltv_core.stages import train_classifier
+
+    return train_classifier.run(stage_context(context, features, plans))
+
+
+@task(task_id=Stage.TRAIN_REGRESSOR.value)
+def train_regressor(features: dict, plans: dict, **context) -> dict:
+    from ltv_core.stages import train_regressor
+
+    return train_regressor.run(stage_context(context, features, plans))
+
+
+@task(task_id=Stage.TRAIN_BASELINES.value)
+def train_baselines(features: dict, **context) -> dict:
+    from ltv_core.stages import train_baselines
+
+    return train_baselines.run(stage_context(context, features))
+
+
+@task(task_id=Stage.FIT_STACKER.value)
+def fit_stacker(features: dict, classifier: dict, regressor: dict, baselines: dict, **context) -> dict:
+    from ltv_core.stages import fit_stacker
+
+    return fit_stacker.run(stage_context(context, features, classifier, regressor, baselines))
+
+
+@task(task_id=Stage.OPTIMIZE_GATE.value)
+def optimize_gate(features: dict, classifier: dict, regressor: dict, stack: dict, **context) -> dict:
+    from ltv_core.stages import optimize_gate
+
+    return optimize_gate.run(stage_context(context, features, classifier, regressor, stack))
+
+
+@task(task_id=Stage.EVALUATE.value)
+def evaluate(staged: dict, features: dict, classifier: dict, regressor: dict, baselines: dict, stack: dict,
+             gate: dict, **context) -> dict:
+    from ltv_core.stages import evaluate
+
+    return evaluate.run(stage_context(context, staged, features, classifier, regressor, baselines, stack, gate))
+
+
+@task(task_id=Stage.PROMOTE.value, trigger_rule=TriggerRule.ALL_DONE, outlets=[CHAMPION_MODEL])
+def promote(*required: dict | None, **context) -> dict:
     """Runs even when a stage failed, so that the failure is recorded; ships nothing then."""
-    result = runner.promote(context["run_id"], _when(context), _params(context))
+    from ltv_core.stages import promote
+
+    result = promote.run(stage_context(context, *required))
     context["outlet_events"][CHAMPION_MODEL].extra = {
         "promoted": result["promoted"], "champion_run_id": result["champion_run_id"]}
     return result
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, outlets=[PREDICTIONS])
-def score(decision, **context) -> dict:
+@task(task_id=Stage.SCORE.value, trigger_rule=TriggerRule.ALL_DONE, outlets=[PREDICTIONS])
+def score(staged: dict | None, validated: dict | None, decision: dict | None, **context) -> dict:
     """Scores with the champion even when this run's training failed; refuses unvalidated data."""
-    result = runner.score(context["run_id"], _when(context), _params(context))
+    from ltv_core.stages import score
+
+    result = score.run(stage_context(context, staged, validated, decision))
     context["outlet_events"][PREDICTIONS].extra = {
         "predictions": result["predictions"], "model_run_id": result["model_run_id"], "rows": result["rows"]}
     return result
-
-

@@ -7,35 +7,28 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ltv_core import params, pipeline
 from ltv_core.errors import LtvError
+from ltv_core.pipeline import STAGES, TRAINING_STAGES, Stage
+
+if TYPE_CHECKING:
+    from ltv_core.context import RunContext
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-id", default=None, help="run id (default: cli__<logical date>)")
     p.add_argument("--logical-date", default=None,
                    help="ISO date/time of the run (default: now, UTC); windows derive from it")
-    p.add_argument("--config", default=None, help="pipeline config YAML (default config/pipeline.yaml)")
-    p.add_argument("--spec", dest="dataset_spec", default=None, help="dataset spec YAML")
-    p.add_argument("--store-root", default=None, help="artefact store root (local path or s3://...)")
-    p.add_argument("--data-root", default=None, help="raw data root (local path or s3://...)")
-    p.add_argument("--models-config", default=None, help="models config YAML (default config/models.yaml)")
-    p.add_argument("--submission-csv", action="store_const", const=True, default=None,
-                   help="score: also write score/submission.csv")
-    p.add_argument("--dask-scheduler", default=None, help="existing Dask scheduler (tcp://host:8786)")
-    for split in ("train", "validation", "holdout", "scoring"):
-        for edge in ("start", "end"):
-            p.add_argument(f"--{split}-{edge}", default=None, help=f"explicit {split} window {edge} (ISO, UTC)")
+    params.add_arguments(p)
 
 
-def _run_params(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
-    from ltv_core.runner import PARAM_KEYS
+def _context(args: argparse.Namespace) -> RunContext:
+    from ltv_core.context import make_context
 
     logical = args.logical_date or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0).isoformat()
-    run_id = args.run_id or f"cli__{logical}"
-    params = {k: getattr(args, k) for k in PARAM_KEYS if getattr(args, k, None) is not None}
-    return run_id, logical, params
+    return make_context(args.run_id or f"cli__{logical}", logical, params.from_namespace(args))
 
 
 def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,14 +41,17 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def _cmd_stage(name: str):
+def _cmd_stages(stages: tuple[Stage, ...]):
     def run(args: argparse.Namespace) -> dict[str, Any]:
-        from ltv_core import runner
+        from ltv_core.stages import run_stages
 
-        run_id, logical, params = _run_params(args)
-        if name == "run":
-            return runner.run_all(run_id, logical, params, until=args.until)
-        return getattr(runner, name)(run_id, logical, params)
+        ctx = _context(args)
+        if args.until is not None:
+            stages_ = STAGES[: STAGES.index(pipeline.stage(args.until)) + 1]
+        else:
+            stages_ = stages
+        results = run_stages(ctx, stages_)
+        return results if len(stages_) > 1 else results[stages_[0].value]
 
     return run
 
@@ -83,23 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spec", default="config/datasets/smadex_d7.yaml")
     g.set_defaults(func=_cmd_generate)
 
-    stages = (
-        ("ingest", "stage the run's windows"), ("validate", "validate staged splits with GX"),
-        ("build_features", "fit the feature state on train, transform every split"),
-        ("train", "every training stage: resample, classifier, regressor, baselines, stacker, gate"),
-        *((s, f"only the {s} stage") for s in ("resample", "train_classifier", "train_regressor",
-                                               "train_baselines", "fit_stacker", "optimize_gate")),
-        ("evaluate", "holdout metrics vs baselines, champion and oracle; the side-by-side table"),
-        ("promote", "champion/challenger decision, the HTML report, the champion pointer"),
-        ("score", "score the run's scoring partitions with the champion"),
-        ("run", "every stage in order, as the DAG does"),
-    )
-    for name, help_ in stages:
-        p = sub.add_parser(name, help=help_)
+    help_ = {
+        Stage.INGEST: "stage the run's windows", Stage.VALIDATE: "validate staged splits with GX",
+        Stage.BUILD_FEATURES: "fit the feature state on train, transform every split",
+        Stage.EVALUATE: "holdout metrics vs baselines, champion and oracle; the side-by-side table",
+        Stage.PROMOTE: "champion/challenger decision, the HTML report, the champion pointer",
+        Stage.SCORE: "score the run's scoring partitions with the champion",
+    }
+    commands = [(s.value, (s,), help_.get(s, f"only the {s.value} stage")) for s in STAGES]
+    commands.insert(3, ("train", TRAINING_STAGES, "every training stage: " + ", ".join(TRAINING_STAGES)))
+    commands.append(("run", STAGES, "every stage in order, as the DAG does"))
+    for name, stages, text in commands:
+        p = sub.add_parser(name, help=text)
         _add_run_args(p)
-        if name == "run":
-            p.add_argument("--until", default=None, help="stop after this stage (e.g. build_features)")
-        p.set_defaults(func=_cmd_stage(name))
+        p.add_argument("--until", default=None, help="run every stage from ingest up to this one (e.g. build_features)"
+                       if name == "run" else argparse.SUPPRESS)
+        p.set_defaults(func=_cmd_stages(stages))
 
     d = sub.add_parser("demo", help="generate sample data if needed and run the DAG once with `airflow dags test`")
     d.add_argument("--rows-per-partition", type=int, default=400)

@@ -1,18 +1,24 @@
-"""Dask client for a stage: an existing cluster when an address is configured, else a LocalCluster.
+"""Dask for a stage: the client (an existing cluster, else a LocalCluster) and the one fan-out loop.
 
 A scheduler address comes from the config, then ``LTV_DASK_SCHEDULER`` (the DAG resolves the
 Airflow connection into that address). Without one, a LocalCluster sized to the machine lives for
 the duration of the stage: self-contained, no infrastructure, at the cost of a second of start-up.
+
+:func:`fan_out` is how ingest, build_features and score hand one file per task to the workers:
+submit, results in completion order, a progress line per result, and a failure that names the file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from ltv_core.config import DaskConfig
+from ltv_core.errors import DataError, LtvError
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +90,60 @@ def restore_environ(saved: dict[str, str]) -> None:
     for key, value in saved.items():
         if os.environ.get(key) != value:
             os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task of a fan-out: the worker function's arguments, what the progress log calls it
+    (``"train 2025-10-01-00-00"``) and the file it reads, which a failure names."""
+
+    label: str
+    path: str
+    args: tuple[Any, ...]
+
+
+def fan_out(client: Any, fn: Callable[..., Any], jobs: Sequence[Job], *, what: str,
+            describe: Callable[[Any], str] | None = None) -> Iterator[tuple[Job, Any]]:
+    """``fn(*job.args)`` for every job, yielded as ``(job, result)`` in completion order, with a log
+    line ``[<what> i/n] <label>: <describe(result)>`` per result. ``client=None`` runs the jobs one
+    after the other in this process (same results, no cluster start-up).
+
+    A failing job stops the fan-out with a DataError naming ``what`` and the job's label, chained to
+    the worker's exception (``tests/unit/test_cluster.py::test_fan_out_names_the_failing_job``)."""
+    total = len(jobs)
+
+    def failed(job: Job, exc: Exception) -> LtvError:
+        if isinstance(exc, LtvError) and job.path in str(exc):
+            return exc  # the worker's own message already names the file
+        return DataError(f"{what} {job.label} ({job.path}) failed: {type(exc).__name__}: {exc}")
+
+    def logged(done: int, job: Job, result: Any) -> tuple[Job, Any]:
+        log.info("[%s %d/%d] %s%s", what, done, total, job.label, f": {describe(result)}" if describe else "")
+        return job, result
+
+    if client is None:
+        for done, job in enumerate(jobs, 1):
+            try:
+                result = fn(*job.args)
+            except Exception as exc:
+                err = failed(job, exc)
+                if err is exc:
+                    raise
+                raise err from exc
+            yield logged(done, job, result)
+        return
+    from distributed import as_completed
+
+    futures = {client.submit(fn, *job.args, pure=False): job for job in jobs}
+    for done, fut in enumerate(as_completed(list(futures)), 1):
+        job = futures[fut]
+        try:
+            result = fut.result()
+        except Exception as exc:
+            for other in futures:
+                other.cancel()
+            err = failed(job, exc)
+            if err is exc:
+                raise
+            raise err from exc
+        yield logged(done, job, result)

@@ -1,39 +1,23 @@
 """Pipeline config (``config/pipeline.yaml``), validated with pydantic.
 
-The config says what a run does; the dataset spec says what the data is. DAG params and CLI flags
-override a handful of fields (store root, data root, spec, windows) for manual runs and backfills.
+The config says what a run does; the dataset spec says what the data is. A run's params
+(``ltv_core.params.RunParams``: DAG params, CLI flags) override a handful of fields (store root, data
+root, spec, config files, windows) for manual runs and backfills.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltv_core import yamlconf
-from ltv_core.errors import SpecError
+from ltv_core.timeutil import parse_time
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
-
-
-def parse_time(value: str | datetime) -> datetime:
-    """ISO time (``2025-10-01``, ``2025-10-01T13:00``, with or without zone) as aware UTC."""
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        text = str(value).strip().replace(" ", "T")
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise SpecError(f"not an ISO date/time: {value!r}") from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
 
 
 class TimeRange(BaseModel):
@@ -134,29 +118,6 @@ class PipelineConfig(BaseModel):
     promotion: PromotionConfig = PromotionConfig()
     scoring: ScoringConfig = ScoringConfig()
     source_path: str | None = None
-
-    def with_overrides(self, overrides: dict[str, Any] | None) -> PipelineConfig:
-        """Apply DAG params / CLI flags (None values mean 'keep the config's value')."""
-        if not overrides:
-            return self
-        data = self.model_dump(mode="python")
-        for key in ("dataset_spec", "store_root", "data_root", "models_config"):
-            if overrides.get(key):
-                data[key] = overrides[key]
-        if overrides.get("submission_csv") is not None:
-            data["scoring"]["submission_csv"] = bool(overrides["submission_csv"])
-        if overrides.get("dask_scheduler"):
-            data["dask"]["scheduler_address"] = overrides["dask_scheduler"]
-        for name in ("train", "validation", "holdout", "scoring"):
-            start, end = overrides.get(f"{name}_start"), overrides.get(f"{name}_end")
-            if bool(start) != bool(end):
-                raise SpecError(f"window {name!r}: give both {name}_start and {name}_end, got start={start!r} end={end!r}")
-            if start:
-                data["windows"][name] = {"start": start, "end": end}
-        try:
-            return PipelineConfig.model_validate(data)
-        except ValidationError as exc:
-            raise yamlconf.invalid("pipeline config", self.source_path or "<overrides>", exc) from None
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:

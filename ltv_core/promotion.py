@@ -1,9 +1,10 @@
 """Champion / challenger: a run's model ships only if it is not worse than the current champion.
 
 Each run is evaluated on its holdout window next to the champion (the champion's own feature state
-and models applied to the same rows), so both numbers come from data neither was tuned on. The
-champion pointer (``<store>/champion.json``) is switched with one atomic write; every decision,
-promoted or not, is recorded with its reason in ``runs/<run_id>/promote/decision.json``.
+and models applied to the same rows), so both numbers come from data neither was tuned on. This
+module holds the rule (:func:`decide`) and the champion pointer's reader; the promote stage
+(``ltv_core.stages.promote``) records every decision, promoted or not, with its reason in
+``runs/<run_id>/promote/decision.json`` and switches ``<store>/champion.json`` with one atomic write.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ltv_core.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
-STAGE = "promote"
 CHAMPION = "champion.json"
 # Metrics where larger is better; everything else (rmsle, rmse, mae, ...) is a loss.
 HIGHER_IS_BETTER = frozenset({"gini", "r2", "auc", "pr_auc", "top1_share", "top10_share"})
@@ -81,51 +81,8 @@ def read_champion(store: ArtifactStore) -> dict[str, Any] | None:
     return store.read_json(path) if store.exists(path) else None
 
 
-def record(store: ArtifactStore, decision: Decision) -> str:
-    """Write the decision; when promoted, switch the champion pointer (one atomic write)."""
-    path = f"{store.stage_dir(decision.run_id, STAGE)}/decision.json"
-    store.write_json(path, decision.to_dict())
-    if decision.promoted:
-        pointer = {"run_id": decision.run_id, "promoted_at": decision.decided_at,
-                   "primary_metric": decision.primary_metric, "metrics": decision.candidate,
-                   "previous": decision.champion_run_id}
-        store.write_json(store.path(CHAMPION), pointer)
-        log.info("champion is now %s (%s)", decision.run_id, decision.reason)
-    else:
-        log.warning("run %s not promoted: %s", decision.run_id, decision.reason)
-    return path
-
-
 def champion_run(store: ArtifactStore) -> str:
     pointer = read_champion(store)
     if pointer is None:
         raise DataError(f"no champion model in store {store.url}: no run has been promoted yet")
     return str(pointer["run_id"])
-
-
-def failed_stages(store: ArtifactStore, run_id: str, required: tuple[str, ...]) -> list[str]:
-    """Stages of ``required`` that did not commit (their manifest is the commit marker)."""
-    return [s for s in required if not store.is_committed(run_id, s)]
-
-
-def run_promote_stage(store: ArtifactStore, run_id: str, *, primary_metric: str = "rmsle",
-                      tolerance: float = 0.0, required: tuple[str, ...] = ()) -> Decision:
-    """Decide and record. Runs even when earlier stages failed (the DAG's trigger rule is
-    ``all_done``), so that a failed run is recorded with its reason and never shipped."""
-    failed = failed_stages(store, run_id, required)
-    candidate: dict[str, Any] = {}
-    champion, champion_id = None, None
-    if "evaluate" not in failed and store.is_committed(run_id, "evaluate"):
-        ev = store.read_manifest(run_id, "evaluate")
-        candidate, champion, champion_id = ev["model"], ev.get("champion"), ev.get("champion_run_id")
-    pointer = read_champion(store)
-    if champion is None and pointer is not None and pointer["run_id"] != run_id and not failed:
-        # a champion exists but was not measured on this holdout: never compare across windows
-        failed = ["evaluate (champion not measured on this holdout)"]
-    if pointer is not None and pointer["run_id"] == run_id:
-        champion_id = run_id  # a re-run of the champion's own run: it competes with itself
-        champion = candidate or None
-    decision = decide(run_id, candidate, champion, champion_id, primary_metric=primary_metric,
-                      tolerance=tolerance, failed_stages=failed)
-    record(store, decision)
-    return decision

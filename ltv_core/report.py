@@ -33,14 +33,12 @@ import numpy as np
 
 from ltv_core import metrics as M
 from ltv_core.promotion import HIGHER_IS_BETTER
-from ltv_core.store import ArtifactStore
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["METRIC_COLUMNS", "ReportInputs", "build_report", "json_safe", "score", "write_report"]
+__all__ = ["METRIC_COLUMNS", "ReportInputs", "build_report", "json_safe", "score"]
 
-STAGE = "report"
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 # Which prediction column each model metric is computed from (docs/MODELS.md "two columns").
@@ -424,14 +422,3 @@ def build_report(inputs: ReportInputs) -> tuple[str, dict[str, Any]]:
             f"<title>LTV report {_e(inputs.run_id)}</title><style>{_CSS}</style></head><body>"
             f"<h1>LTV evaluation report: {_e(inputs.run_id)}</h1>{head}{body}</body></html>\n")
     return page, doc
-
-
-def write_report(store: ArtifactStore, run_id: str, inputs: ReportInputs) -> dict[str, str]:
-    """Write runs/<run>/report/report.html and metrics.json (each atomically); their URIs by name."""
-    if run_id != inputs.run_id:
-        raise ValueError(f"report of run {inputs.run_id!r} cannot be written under run {run_id!r}")
-    page, doc = build_report(inputs)
-    folder = store.stage_dir(run_id, STAGE)
-    text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    html_uri = store.uri(store.write_text(f"{folder}/report.html", page))  # first: the UI lists metrics.json
-    return {"report.html": html_uri, "metrics.json": store.uri(store.write_text(f"{folder}/metrics.json", text))}

@@ -91,6 +91,7 @@ class StageTimer:
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    upstream: dict[str, Any] = field(default_factory=dict)  # manifest URI of each input stage's result
 
     def finish(self, config: Any = None) -> dict[str, Any]:
         ended = time.time()
@@ -98,6 +99,7 @@ class StageTimer:
             "stage": self.stage,
             "run_id": self.run_id,
             "inputs": self.inputs,
+            "upstream": self.upstream,
             "outputs": self.outputs,
             "config_hash": config_hash(config) if config is not None else None,
             "code_version": code_version(),

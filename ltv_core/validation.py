@@ -28,7 +28,6 @@ import logging
 import os
 import tempfile
 import time
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +40,9 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ltv_core.errors import DataError, SpecError, ValidationFailed
+from ltv_core.errors import DataError, SpecError
+from ltv_core.ingest import EVENT_TS
 from ltv_core.spec import ColumnSpec, DatasetSpec, Role, project_root
-from ltv_core.store import ArtifactStore, StageTimer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; GX is imported lazily at run time
     import great_expectations as gx
@@ -53,21 +52,19 @@ __all__ = [
     "EVENT_TS_END",
     "Failure",
     "HandWrittenExpectations",
-    "STAGE",
     "ValidationReport",
     "build_suite",
     "helper_columns",
     "load_expectations_file",
-    "run_validate_stage",
+    "concat_views",
+    "resolve_expectations",
     "validate_splits",
     "validation_frame",
+    "view_table",
 ]
 
 log = logging.getLogger(__name__)
 
-STAGE = "validate"
-INGEST_STAGE = "ingest"
-EVENT_TS = "_event_ts"  # written by ingest: Unix seconds of the row's partition
 EVENT_TS_END = "__event_ts_end"  # helper: end of the row's event-time grain
 DOCS_SITE = "ltv_validation"
 MAX_EXAMPLES = 5
@@ -198,7 +195,7 @@ def load_expectations_file(path: str | os.PathLike[str], spec: DatasetSpec) -> H
     return HandWrittenExpectations(str(p), digest, tuple(parsed.expectations), dict(parsed.null_share))
 
 
-def _resolve_expectations(
+def resolve_expectations(
     spec: DatasetSpec, expectations_file: str | os.PathLike[str] | HandWrittenExpectations | None
 ) -> HandWrittenExpectations | None:
     if isinstance(expectations_file, HandWrittenExpectations):
@@ -263,7 +260,7 @@ def _helper_arrays(spec: DatasetSpec, table: pa.Table, labelled: bool) -> dict[s
     return out
 
 
-def _view_table(spec: DatasetSpec, table: pa.Table, labelled: bool) -> pa.Table:
+def view_table(spec: DatasetSpec, table: pa.Table, labelled: bool) -> pa.Table:
     """The view as Arrow, so per-file views concatenate without copies before one pandas convert."""
     fields, arrays = [], []
     for col in _split_columns(spec, labelled):
@@ -289,7 +286,7 @@ def _view_to_pandas(view: pa.Table) -> pd.DataFrame:
     return df
 
 
-def _concat_views(views: list[pa.Table]) -> pd.DataFrame:
+def concat_views(views: list[pa.Table]) -> pd.DataFrame:
     if not views:
         raise DataError("no staged files to validate")
     try:
@@ -309,7 +306,7 @@ def validation_frame(spec: DatasetSpec, table: pa.Table, labelled: bool) -> pd.D
     - helper columns (see :func:`helper_columns`) for cross-column rules.
     Spec columns missing from ``table`` are left out; ``ExpectTableColumnsToMatchSet`` reports them.
     """
-    return _view_to_pandas(_view_table(spec, table, labelled))
+    return _view_to_pandas(view_table(spec, table, labelled))
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +434,7 @@ def build_suite(
     """
     import great_expectations as gx
 
-    hw = _resolve_expectations(spec, expectations_file)
+    hw = resolve_expectations(spec, expectations_file)
     columns = _split_columns(spec, labelled)
     present = {c.name for c in columns}
     helpers = set(helper_columns(spec)) if labelled else {EVENT_TS_END}
@@ -683,7 +680,7 @@ def validate_splits(
     """
     if not frames:
         raise DataError("validate_splits needs at least one split")
-    hw = _resolve_expectations(spec, expectations_file)
+    hw = resolve_expectations(spec, expectations_file)
     results: dict[str, dict[str, Any]] = {}
     splits: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ltv-gx-docs-") as docs_dir:
@@ -703,123 +700,3 @@ def validate_splits(
         ctx.build_data_docs(site_names=[DOCS_SITE])
         html = _collect_docs(docs_dir)
     return ValidationReport(all(s["success"] for s in splits.values()), results, splits, html)
-
-
-# --------------------------------------------------------------------------------------------
-# Stage
-# --------------------------------------------------------------------------------------------
-def _sample_masks(files: list[dict[str, Any]], total: int, max_rows: int, split: str) -> list[np.ndarray]:
-    """A deterministic uniform sample (same rows for the same split and sizes), as per-file masks."""
-    rng = np.random.default_rng(zlib.crc32(split.encode()))
-    chosen = np.sort(rng.choice(total, size=max_rows, replace=False))
-    masks, offset = [], 0
-    for f in files:
-        mask = np.zeros(int(f["rows"]), dtype=bool)
-        local = chosen[(chosen >= offset) & (chosen < offset + f["rows"])] - offset
-        mask[local] = True
-        masks.append(mask)
-        offset += int(f["rows"])
-    return masks
-
-
-def _key_census(store: ArtifactStore, id_column: str, paths: list[str]) -> tuple[dict[str, int], pa.Array]:
-    """Exact id counts over the whole split, and up to MAX_FORCED_KEY_ROWS/2 duplicated ids.
-
-    Only the id column is read, so a sampled split still has its key rules checked on every row.
-    """
-    ids = pa.chunked_array([store.read_parquet(p, columns=[id_column])[id_column] for p in paths])
-    counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")])
-    dup = counts.filter(pc.and_(pc.greater(counts["id_count"], 1), pc.is_valid(counts["id"])))
-    keys = {
-        "rows": len(ids),
-        "null_ids": int(ids.null_count),
-        "duplicate_ids": dup.num_rows,
-        "duplicate_rows": int(pc.sum(dup["id_count"]).as_py() or 0),
-    }
-    forced = dup["id"].slice(0, MAX_FORCED_KEY_ROWS // 2).combine_chunks()
-    return keys, forced
-
-
-def _read_file(store: ArtifactStore, f: Mapping[str, Any], split: str) -> pa.Table:
-    table = store.read_parquet(f["path"])
-    if table.num_rows != int(f["rows"]):
-        raise DataError(
-            f"split {split!r}: {f['path']} has {table.num_rows} rows but the ingest manifest says {f['rows']}"
-        )
-    return table
-
-
-def _split_frame(
-    store: ArtifactStore, spec: DatasetSpec, split: str, out: Mapping[str, Any], max_rows: int | None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The split's view; above ``max_rows``, a uniform sample plus every key-rule offender."""
-    files, labelled, total = list(out["files"]), bool(out["labelled"]), int(out["rows"])
-    info: dict[str, Any] = {"rows": total, "files": len(files), "sampled": False}
-    if max_rows is None or total <= max_rows:
-        views = [_view_table(spec, _read_file(store, f, split), labelled) for f in files]
-        return _concat_views(views), info
-    keys, forced = _key_census(store, spec.id_column, [f["path"] for f in files])
-    views = []
-    for f, mask in zip(files, _sample_masks(files, total, max_rows, split)):
-        table = _read_file(store, f, split)
-        ids = table[spec.id_column]
-        keep = pc.or_(pc.or_(pa.array(mask), pc.is_null(ids)), pc.is_in(ids, value_set=forced))
-        views.append(_view_table(spec, table.filter(keep), labelled))
-    info.update(sampled=True, sample_rows=max_rows, keys=keys)
-    return _concat_views(views), info
-
-
-def _write_docs(store: ArtifactStore, stage_dir: str, html: Mapping[str, bytes]) -> str:
-    for rel, content in html.items():
-        store.write_bytes(f"{stage_dir}/data_docs/{rel}", content)
-    return f"{stage_dir}/data_docs/index.html"
-
-
-def run_validate_stage(
-    store: ArtifactStore, run_id: str, spec: DatasetSpec, *, max_rows_per_split: int | None = None
-) -> dict[str, Any]:
-    """Validate every staged split of a run; commit the stage only if all of them pass.
-
-    The full result (result.json) and data docs are written in both cases, so a failed run can
-    be inspected. On failure the stage is NOT committed (no ``_manifest.json``): downstream stages
-    read through the manifest and must never see a failed validation as done. Raises
-    :class:`ValidationFailed` whose message names split, expectation, column and example values.
-    """
-    if max_rows_per_split is not None and max_rows_per_split < 1:
-        raise ValueError(f"max_rows_per_split must be >= 1, got {max_rows_per_split}")
-    timer = StageTimer(STAGE, run_id)
-    outputs = store.read_manifest(run_id, INGEST_STAGE)["outputs"]
-    hw = _resolve_expectations(spec, None)
-    stage_dir = store.begin_stage(run_id, STAGE)
-    frames: dict[str, tuple[pd.DataFrame, bool]] = {}
-    info: dict[str, dict[str, Any]] = {}
-    for split, out in outputs.items():
-        t0 = time.time()
-        frame, info[split] = _split_frame(store, spec, split, out, max_rows_per_split)
-        frames[split] = (frame, bool(out["labelled"]))
-        log.info("loaded %s: %d of %d rows into the view (%.2fs)",
-                 split, len(frame), out["rows"], time.time() - t0)
-    report = validate_splits(spec, frames, hw, run_name=run_id, split_info=info)
-    del frames
-    result_path = store.write_json(f"{stage_dir}/result.json", report.to_dict())
-    docs_path = _write_docs(store, stage_dir, report.html)
-    small = {
-        "success": report.success, "result_path": store.uri(result_path),
-        "data_docs_path": store.uri(docs_path), "evaluated": report.evaluated, "failed": report.failed,
-    }
-    if not report.success:
-        log.error("validation failed for run %s; stage not committed; result: %s",
-                  run_id, small["result_path"])
-        raise ValidationFailed(
-            f"{report.summary()}\nfull result: {small['result_path']}\ndata docs: {small['data_docs_path']}"
-        )
-    timer.inputs = {
-        s: {"files": [f["path"] for f in o["files"]], "rows": o["rows"]} for s, o in outputs.items()
-    }
-    timer.outputs = {"result": result_path, "data_docs": docs_path, "splits": report.splits}
-    timer.extra = {
-        "success": True, "evaluated": report.evaluated, "failed": report.failed,
-        "expectations_file": hw.source if hw else None, "expectations_sha256": hw.sha256 if hw else None,
-    }
-    store.commit_stage(run_id, STAGE, timer.finish({"max_rows_per_split": max_rows_per_split}))
-    return small

@@ -1,4 +1,5 @@
-"""ltv_core.cluster: the LocalCluster a stage starts when no scheduler address is configured."""
+"""ltv_core.cluster: the LocalCluster a stage starts when no scheduler address is configured, and
+the fan-out loop the Dask stages share."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import os
 
 import pytest
 
-from ltv_core.cluster import dask_client, scheduler_address
+from ltv_core.cluster import Job, dask_client, fan_out, scheduler_address
 from ltv_core.config import DaskConfig
+from ltv_core.errors import DataError
 
 
 def _worker_trim(cfg: DaskConfig) -> set[str | None]:
@@ -51,3 +53,38 @@ def test_local_cluster_leaves_this_processs_environment_as_it_was(monkeypatch):
         assert dict(os.environ) == before
         assert set(client.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == {"1"}
     assert dict(os.environ) == before
+
+
+def _square_or_fail(x: int, path: str) -> int:
+    if x == 3:
+        raise OSError(f"disk gone while reading {'the file' if path.startswith('/x') else path}")
+    if x == 4:
+        raise DataError(f"bad rows in {path}")
+    return x * x
+
+
+def test_fan_out_in_process_and_on_a_cluster_give_the_same_results(caplog):
+    jobs = [Job(f"part {i}", f"/x/{i}", (i, f"/x/{i}")) for i in (0, 1, 2)]
+    caplog.set_level("INFO", logger="ltv_core.cluster")
+    here = [(j.label, r) for j, r in fan_out(None, _square_or_fail, jobs, what="square", describe=str)]
+    assert here == [("part 0", 0), ("part 1", 1), ("part 2", 4)]
+    assert "[square 3/3] part 2: 4" in caplog.text
+    with dask_client(DaskConfig(n_workers=1, processes=False)) as client:
+        there = sorted((j.label, r) for j, r in fan_out(client, _square_or_fail, jobs, what="square"))
+    assert there == here
+
+
+@pytest.mark.parametrize("on_cluster", [False, True])
+def test_fan_out_names_the_failing_job(on_cluster):
+    """A worker error that does not name the file is wrapped in a DataError naming the stage's step,
+    the job and its file; a DataError that already names its file passes through unchanged."""
+    def run(jobs):
+        if not on_cluster:
+            return list(fan_out(None, _square_or_fail, jobs, what="square"))
+        with dask_client(DaskConfig(n_workers=1, processes=False)) as client:
+            return list(fan_out(client, _square_or_fail, jobs, what="square"))
+
+    with pytest.raises(DataError, match=r"^square part 3 \(/x/3\) failed: OSError: disk gone while reading the file$"):
+        run([Job("part 3", "/x/3", (3, "/x/3"))])
+    with pytest.raises(DataError, match=r"^bad rows in /y/4$"):
+        run([Job("part 4", "/y/4", (4, "/y/4"))])

@@ -1,99 +1,142 @@
-"""The DAG file parses, has the agreed shape, and holds no logic of its own."""
+"""The DAG file parses, its edges are the stages' declared inputs, its params come from RunParams,
+and neither it nor its tasks hold logic of their own."""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
+
+from ltv_core.params import RunParams
+from ltv_core.pipeline import DAG_ID, INPUTS, RUN_ALWAYS, STAGES
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ltv_daily.py"
 TASKS_FILE = DAG_FILE.parent / "ltv_tasks.py"
 
 
-@pytest.fixture(scope="module")
-def dagbag():
-    import sys
-
-    from airflow.dag_processing.dagbag import DagBag
-
+def _on_path() -> None:
     # Airflow 3 puts the DAG bundle's folder on sys.path when it parses or runs a DAG (BundleDagBag);
     # a plain DagBag does not, so do what the DAG processor does.
     if str(DAG_FILE.parent) not in sys.path:
         sys.path.append(str(DAG_FILE.parent))
-    return DagBag(dag_folder=str(DAG_FILE.parent))
 
 
-def test_no_import_errors(dagbag):
-    assert dagbag.import_errors == {}
-    assert "ltv_daily" in dagbag.dags
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    _on_path()
+    bag = DagBag(dag_folder=str(DAG_FILE.parent))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
 
 
-def test_dag_shape(dagbag):
-    dag = dagbag.dags["ltv_daily"]
+def test_dag_shape(dag):
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert dag.timetable.expression == "0 3 * * *"
-    ingest, validate = dag.get_task("ingest"), dag.get_task("validate")
+    assert set(dag.task_ids) == {s.value for s in STAGES}
+    ingest = dag.get_task("ingest")
     assert ingest.retries >= 2 and ingest.retry_exponential_backoff
-    assert validate.upstream_task_ids == {"ingest"}
-    assert dag.get_task("build_features").upstream_task_ids == {"validate"}
-    edges = {t: dag.get_task(t).upstream_task_ids for t in dag.task_ids}
-    assert edges == {
-        "ingest": set(), "validate": {"ingest"}, "build_features": {"validate"},
-        "resample": {"build_features"}, "train_classifier": {"resample"}, "train_regressor": {"train_classifier"},
-        "train_baselines": {"build_features"}, "fit_stacker": {"train_regressor", "train_baselines"},
-        "optimize_gate": {"fit_stacker"}, "evaluate": {"optimize_gate"}, "promote": {"evaluate"},
-        "score": {"promote"},
-    }
-    # promote records failures too, score serves the champion even when training failed
-    assert dag.get_task("promote").trigger_rule == "all_done"
-    assert dag.get_task("score").trigger_rule == "all_done"
     assert [a.name for a in dag.get_task("promote").outlets] == ["ltv_champion_model"]
     assert [a.name for a in dag.get_task("score").outlets] == ["ltv_predictions"]
-    for name in ("config", "dataset_spec", "store_root", "data_root", "train_start", "scoring_end"):
-        assert name in dag.params
 
 
-def test_params_are_validated(dagbag):
+def test_edges_are_the_declared_inputs(dag):
+    """Each task waits for exactly the stages whose artefacts it reads; the three model fits wait
+    only for the features and the plans, so a parallel executor runs them side by side."""
+    edges = {t: dag.get_task(t).upstream_task_ids for t in dag.task_ids}
+    assert edges == {s.value: {u.value for u in INPUTS[s]} for s in STAGES}
+    fits = ("train_classifier", "train_regressor", "train_baselines")
+    for a in fits:
+        for b in fits:
+            assert a == b or b not in dag.get_task(a).get_flat_relative_ids(upstream=True)
+
+
+def test_promote_and_score_run_whatever_happened_upstream(dag):
+    """promote records failures too; score serves the champion even when training failed."""
+    rules = {t: dag.get_task(t).trigger_rule for t in dag.task_ids}
+    assert {t for t, r in rules.items() if r == "all_done"} == {s.value for s in RUN_ALWAYS}
+    assert {r for t, r in rules.items() if t not in {s.value for s in RUN_ALWAYS}} == {"all_success"}
+
+
+def test_params_are_the_run_params(dag):
+    assert set(dag.params) == set(RunParams.model_fields)
+    for name in ("config", "dataset_spec", "store_root", "data_root", "features_config", "train_start",
+                 "scoring_end"):
+        assert dag.params.get_param(name).value is None
+
+
+def test_params_are_validated(dag):
     from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
 
-    dag = dagbag.dags["ltv_daily"]
-    params = ParamsDict(dict(dag.params.items()) if hasattr(dag.params, "items") else dag.params)
+    params = ParamsDict(dict(dag.params.items()))
     params["train_start"] = "2025-10-01T00:00"
     params.validate()
-    with pytest.raises(Exception):
+    with pytest.raises(ParamValidationError, match="does not match"):
         params["train_start"] = "last tuesday"
-        params.validate()
+    with pytest.raises(ParamValidationError, match="is not of type"):
+        params["submission_csv"] = "yes"
 
 
 def test_dag_file_holds_no_logic():
-    """Tasks are one call into ltv_core: no loops, no I/O, no branching in the DAG file."""
+    """The DAG file wires tasks: no loops, no I/O, no branching, no call but the tasks' and the
+    params' own."""
     tree = ast.parse(DAG_FILE.read_text())
-    banned = (ast.For, ast.While, ast.With, ast.Try)
+    banned = (ast.For, ast.While, ast.With, ast.Try, ast.If)
     assert not [n for n in ast.walk(tree) if isinstance(n, banned)]
-    imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert {"stage", "promote", "score"} <= imports  # the task wrappers of dags/ltv_tasks.py
+    tasks = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "ltv_tasks"
+             for a in n.names}
+    assert tasks == {s.value for s in STAGES}
+    body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "ltv_daily").body
+    called = {n.value.func.id for n in body if isinstance(n, (ast.Assign, ast.Expr)) and isinstance(n.value, ast.Call)}
+    assert called == tasks
 
 
-def test_task_wrappers_only_call_the_runner():
-    """Each task body is one call into ltv_core.runner (plus the asset event of the two outlets)."""
+def _task_functions() -> dict[str, ast.FunctionDef]:
     tree = ast.parse(TASKS_FILE.read_text())
-    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.While, ast.With))]
-    calls = {n.func.attr for n in ast.walk(tree)
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-             and isinstance(n.func.value, ast.Name) and n.func.value.id == "runner"}
-    assert calls == {"promote", "score"}
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)
+            and any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "task" for d in n.decorator_list)}
+
+
+def test_every_task_is_one_call_of_its_stage():
+    """Each of the twelve tasks imports its own stage module and calls its ``run`` once with the
+    stage context; promote and score also set their asset event. Nothing else."""
+    tasks = _task_functions()
+    assert set(tasks) == {s.value for s in STAGES}
+    for name, fn in tasks.items():
+        assert not [n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While, ast.With, ast.If, ast.Try))], name
+        imports = [(n.module, [a.name for a in n.names]) for n in ast.walk(fn) if isinstance(n, ast.ImportFrom)]
+        assert imports == [("ltv_core.stages", [name])], name
+        runs = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "run"]
+        assert len(runs) == 1 and runs[0].func.value.id == name, name
+        assert [a.func.id for a in runs[0].args] == ["stage_context"], name
+        statements = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        assert len(statements) == (4 if name in ("promote", "score") else 2), name
+
+
+def test_task_arguments_are_its_inputs():
+    """A task's parameters are the results of the stages it reads, in the DAG file's order."""
+    tree = ast.parse(DAG_FILE.read_text())
+    body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "ltv_daily").body
+    produced: dict[str, str] = {}
+    for node in body:
+        call = node.value
+        args = [produced[a.id] for a in call.args]
+        assert set(args) == {u.value for u in INPUTS[call.func.id]}, call.func.id
+        if isinstance(node, ast.Assign):
+            produced[node.targets[0].id] = call.func.id
 
 
 def test_dask_connection_becomes_a_param(monkeypatch):
-    """AIRFLOW_CONN_DASK_DEFAULT routes build_features to that scheduler; without it, the config decides."""
-    import sys
-
-    if str(DAG_FILE.parent) not in sys.path:
-        sys.path.append(str(DAG_FILE.parent))
+    """AIRFLOW_CONN_DASK_DEFAULT routes the Dask stages to that scheduler; without it, the config decides."""
+    _on_path()
     import ltv_tasks
 
     monkeypatch.setenv("AIRFLOW_CONN_DASK_DEFAULT", "tcp://10.1.2.3:8786")
-    assert ltv_tasks._params({"params": {"store_root": "x"}}) == {"store_root": "x",
-                                                                   "dask_scheduler": "tcp://10.1.2.3:8786"}
+    assert ltv_tasks.run_params({"params": {"store_root": "x"}}) == {"store_root": "x",
+                                                                      "dask_scheduler": "tcp://10.1.2.3:8786"}
     monkeypatch.delenv("AIRFLOW_CONN_DASK_DEFAULT")
-    assert ltv_tasks._params({"params": {"store_root": "x"}}) == {"store_root": "x"}
+    assert ltv_tasks.run_params({"params": {"store_root": "x"}}) == {"store_root": "x"}

@@ -451,7 +451,7 @@ def test_plan_refuses_unknown_features(fitted, synthetic):
 def test_matrix_equals_transform_then_dense_matrix(fitted, synthetic, pruned):
     """The scoring matrix (built without Arrow table or frame) holds the same float32 values as the
     transform's category frame converted by ``DenseMatrix.from_frame``; column-major; codes -1 -> NaN."""
-    from ltv_core.features.stage import category_labels, feature_frame
+    from ltv_core.features.state import category_labels, feature_frame
     from ltv_core.models import DenseMatrix
 
     builder, state = fitted

@@ -15,17 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ltv_core.config import load_config
+from ltv_core.catalog import load_feature_matrix, load_feature_state
+from ltv_core.context import RunContext
 from ltv_core.errors import DataError
-from ltv_core.features import (
-    FeatureBuilder,
-    STAGE,
-    load_feature_matrix,
-    load_feature_state,
-    run_features_stage,
-)
+from ltv_core.features import FeatureBuilder
 from ltv_core.features.builder import carry_columns
-from ltv_core.ingest import EVENT_TS, run_ingest
+from ltv_core.ingest import EVENT_TS
+from ltv_core.params import RunParams
+from ltv_core.pipeline import Stage
+from ltv_core.stages import build_features, ingest
 from ltv_core.spec import load_spec
 from ltv_core.store import ArtifactStore
 from ltv_core.synthetic import generate_dataset
@@ -38,10 +36,16 @@ WINDOWS = {
     "scoring_start": "2025-10-02T10:00", "scoring_end": "2025-10-02T12:00",
 }
 EMPTY_PARTITION = "2025-10-01-07-00"  # a validation hour whose file holds zero rows
+LOGICAL = datetime(2025, 11, 5, tzinfo=timezone.utc)
+STAGE = Stage.BUILD_FEATURES
+
+
+def run_features_stage(store: ArtifactStore, run_id: str, spec, cfg) -> dict:
+    return build_features.run(RunContext(run_id, LOGICAL, cfg, spec, store))
 
 
 def _config(data_root: Path, processes: bool = False):
-    cfg = load_config().with_overrides({"data_root": str(data_root), **WINDOWS})
+    cfg = RunParams.parse({"data_root": str(data_root), **WINDOWS}).load_config()
     cfg.dask.n_workers = 2
     cfg.dask.processes = processes
     return cfg
@@ -56,7 +60,8 @@ def staged(tmp_path_factory) -> tuple[ArtifactStore, Path]:
     f = next(d.glob("*.parquet"))
     pq.write_table(pq.read_table(f).slice(0, 0), f)
     store = ArtifactStore(str(tmp_path_factory.mktemp("store")))
-    run_ingest(store, "run-f", datetime(2025, 11, 5, tzinfo=timezone.utc), _config(raw), SPEC)
+    ingest.run(RunContext("run-f", LOGICAL, _config(raw), SPEC, store))
+    store.commit_stage("run-f", "validate", {"stage": "validate"})  # build_features reads only validated runs
     return store, raw
 
 
@@ -137,6 +142,17 @@ def test_stage_needs_a_committed_ingest(tmp_path, staged):
     _, raw = staged
     with pytest.raises(DataError, match="no manifest"):
         run_features_stage(ArtifactStore(str(tmp_path)), "nope", SPEC, _config(raw))
+
+
+def test_stage_refuses_a_run_whose_validation_did_not_commit(tmp_path, staged):
+    import shutil
+
+    store, raw = staged
+    copy = ArtifactStore(str(tmp_path / "store"))
+    shutil.copytree(Path(store.stage_dir("run-f", "ingest")), Path(copy.stage_dir("run-f", "ingest")))
+    with pytest.raises(DataError, match="stage 'validate' of run 'run-f' has no manifest"):
+        run_features_stage(copy, "run-f", SPEC, _config(raw))
+    assert not copy.is_committed("run-f", STAGE)
 
 
 def test_load_feature_matrix_refuses_unknown_split(staged):

@@ -4,9 +4,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ltv_core.config import load_config
+from ltv_core import catalog
+from ltv_core.context import RunContext
+from ltv_core.params import RunParams
 from ltv_core.errors import DataError
-from ltv_core.ingest import EVENT_TS, align_table, drop_incomplete, read_staged, run_ingest, staged_files
+from ltv_core.ingest import EVENT_TS, align_table, drop_incomplete
+from ltv_core.stages import ingest
 from ltv_core.spec import load_spec
 from ltv_core.store import ArtifactStore
 
@@ -78,30 +81,30 @@ def dataset(tmp_path_factory):
 
 def test_run_ingest_stages_every_split(tmp_path, dataset):
     store = ArtifactStore(str(tmp_path / "store"))
-    cfg = load_config().with_overrides({"data_root": str(dataset)})
+    cfg = RunParams.parse({"data_root": str(dataset)}).load_config()
     cfg.dask.n_workers = 2
     cfg.windows.train_hours, cfg.windows.scoring_hours = 12, 6
     L = datetime(2025, 11, 4, tzinfo=UTC)
-    out = run_ingest(store, "run-1", L, cfg, SPEC)
+    out = ingest.run(RunContext("run-1", L, cfg, SPEC, store))
     assert out["rows"] == {"train": 12 * 4, "validation": 24 * 4, "holdout": 23 * 4 + 10, "scoring": 6 * 4}
     m = store.read_manifest("run-1", "ingest")
     assert m["inputs"]["windows"]["train"]["partitions"] == 12
     assert m["outputs"]["holdout"]["labelled"] and not m["outputs"]["scoring"]["labelled"]
-    files = staged_files(store, "run-1", "holdout")
+    files = [f["path"] for f in catalog.staged_partitions(store, "run-1", "holdout")]
     assert len(files) == 24 and files[0].endswith("datetime=2025-10-06-00-00/part-0.parquet")
-    t = read_staged(store, "run-1", "holdout")
+    t = catalog.read_staged(store, "run-1", "holdout")
     assert t.schema.names == SPEC.arrow_schema(True).names + ["datetime", EVENT_TS]
     first = t.slice(0, 1)
     assert first.column("datetime")[0].as_py() == "2025-10-06-00-00"
     assert first.column(EVENT_TS)[0].as_py() == int(datetime(2025, 10, 6, tzinfo=UTC).timestamp())
-    s = read_staged(store, "run-1", "scoring")
+    s = catalog.read_staged(store, "run-1", "scoring")
     assert s.schema.names == SPEC.arrow_schema(False).names + ["datetime", EVENT_TS]
     # maps keep their Arrow type through staging
     assert s.schema.field("user_actions_bundles_action_count").type == SPEC.column(
         "user_actions_bundles_action_count").arrow_type
     # idempotent: re-running the same run id gives the same staged content
-    run_ingest(store, "run-1", L, cfg, SPEC)
-    assert read_staged(store, "run-1", "holdout").equals(t)
+    ingest.run(RunContext("run-1", L, cfg, SPEC, store))
+    assert catalog.read_staged(store, "run-1", "holdout").equals(t)
 
 
 def test_run_ingest_fails_on_unreadable_file(tmp_path, dataset):
@@ -112,8 +115,8 @@ def test_run_ingest_fails_on_unreadable_file(tmp_path, dataset):
     bad = next((root / "train/train/datetime=2025-10-03-05-00").iterdir())
     bad.write_bytes(b"not parquet at all")
     store = ArtifactStore(str(tmp_path / "store"))
-    cfg = load_config().with_overrides({"data_root": str(root)})
+    cfg = RunParams.parse({"data_root": str(root)}).load_config()
     cfg.dask.processes = False
     with pytest.raises(DataError, match=str(bad.name)):
-        run_ingest(store, "run-2", datetime(2025, 11, 4, tzinfo=UTC), cfg, SPEC)
+        ingest.run(RunContext("run-2", datetime(2025, 11, 4, tzinfo=UTC), cfg, SPEC, store))
     assert not store.is_committed("run-2", "ingest")

@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from ltv_core import cli, runner
+from ltv_core import catalog, cli
+from ltv_core.context import make_context
 from ltv_core.errors import DataError
-from ltv_core.model_stages import TRAINING_STAGES, load_stack
+from ltv_core.pipeline import REPORT_DIR, STAGES, TRAINING_STAGES, Stage
 from ltv_core.promotion import read_champion
+from ltv_core.stages import run_stages
 from ltv_core.store import ArtifactStore
 from conftest import small_pipeline_config
 
@@ -27,6 +29,14 @@ WINDOWS = {
     "validation_start": "2025-10-02T00:00", "validation_end": "2025-10-02T08:00",
     "holdout_start": "2025-10-02T08:00", "holdout_end": "2025-10-02T16:00",
 }
+
+
+def run(run_id: str, params: dict, *stages: str) -> dict:
+    """The named stages in order (``train``: every training stage), in this process, as the CLI
+    runs them; the result of a single stage, else every result by stage name."""
+    order = [s for name in stages for s in (TRAINING_STAGES if name == "train" else (Stage(name),))]
+    results = run_stages(make_context(run_id, LOGICAL, params), order)
+    return results[order[0].value] if len(stages) == 1 and stages[0] != "train" else results
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,7 @@ def base(tmp_path_factory) -> dict:
     config = small_pipeline_config(root, dask={"n_workers": 1, "threads_per_worker": 2, "processes": False})
     store = root / "store"
     params = {"config": str(config), "data_root": str(data), "store_root": str(store), **WINDOWS}
-    runner.run_all("base", LOGICAL, params, until="build_features")
+    run("base", params, *STAGES[:3])
     return {"root": root, "data": data, "store": store, "params": params}
 
 
@@ -80,20 +90,18 @@ def worse_models_config(tmp_path: Path) -> str:
 
 def test_train_evaluate_promote_score(base, tmp_path):
     params, store = fresh(base, tmp_path, submission_csv=True)
-    trained = runner.train("base", LOGICAL, params)
+    trained = run("base", params, "train")
     assert set(trained) == set(TRAINING_STAGES)
     for stage in TRAINING_STAGES:
         assert store.is_committed("base", stage)
 
-    stack = load_stack(store, "base")
-    from ltv_core.features.stage import load_feature_matrix
-
-    X, _ = load_feature_matrix(store, "base", "holdout")
+    stack = catalog.load_stack(store, "base")
+    X, _ = catalog.load_feature_matrix(store, "base", "holdout")
     pred = stack.predict(X)
     P = pred[[f"pred_{h}" for h in ("d7", "d14", "d28")]].to_numpy()
     assert (np.diff(P, axis=1) >= -1e-12).all(), "horizons must stay ordered for every row"
 
-    ev = runner.evaluate("base", LOGICAL, params)
+    ev = run("base", params, "evaluate")
     edir = Path(store.stage_dir("base", "evaluate"))
     table = (edir / "baselines.md").read_text()
     for name in ("stack_point", "zero", "mean", "lgbm_log1p", "lgbm_tweedie", "oracle_point"):
@@ -101,14 +109,14 @@ def test_train_evaluate_promote_score(base, tmp_path):
     assert json.loads((edir / "baselines.json").read_text())["kinds"]["oracle_point"] == "oracle"
     assert ev["champion_run_id"] is None and 0 < ev["rmsle"] < 1
 
-    decision = runner.promote("base", LOGICAL, params)
+    decision = run("base", params, "promote")
     assert decision["promoted"] and read_champion(store)["run_id"] == "base"
     report = Path(decision["report"]["report.html"]).read_text()
     assert "base" in report and report.count("data:image/png;base64,") >= 4
     metrics = json.loads(Path(decision["report"]["metrics.json"]).read_text())
     assert metrics["metrics"]["model"]["rmsle"] == pytest.approx(ev["rmsle"])
 
-    scored = runner.score("base", LOGICAL, params)
+    scored = run("base", params, "score")
     preds = pd.read_parquet(scored["predictions"])
     assert len(preds) == scored["rows"] == store.read_manifest("base", "ingest")["outputs"]["scoring"]["rows"]
     assert set(preds["model_run_id"]) == {"base"}
@@ -138,30 +146,29 @@ def test_train_evaluate_promote_score(base, tmp_path):
     models = {(s, n): (Path(store.stage_dir("base", s)) / n).read_bytes()
               for s, n in (("train_classifier", "classifier.json"), ("train_regressor", "regressor.json"),
                            ("optimize_gate", "gate.json"))}
-    runner.train("base", LOGICAL, params)
+    run("base", params, "train")
     for (s, n), blob in models.items():
         assert (Path(store.stage_dir("base", s)) / n).read_bytes() == blob, s
-    runner.evaluate("base", LOGICAL, params)
-    again = runner.promote("base", LOGICAL, params)
+    run("base", params, "evaluate")
+    again = run("base", params, "promote")
     assert again["promoted"], again["reason"]  # it competes with itself: equal is not worse
-    rescored = pd.read_parquet(runner.score("base", LOGICAL, params)["predictions"])
+    rescored = pd.read_parquet(run("base", params, "score")["predictions"])
     pd.testing.assert_frame_equal(preds, rescored)
 
 
 def test_worse_model_is_not_promoted_and_champion_keeps_scoring(base, tmp_path):
     params, store = fresh(base, tmp_path)
-    for stage in ("train", "evaluate", "promote"):
-        getattr(runner, stage)("base", LOGICAL, params)
+    run("base", params, "train", "evaluate", "promote")
     champion_before = read_champion(store)
 
     clone_run(store, "base", "weak")
-    for stage in TRAINING_STAGES + ("evaluate", "promote", "score", "report"):
+    for stage in TRAINING_STAGES + (Stage.EVALUATE, Stage.PROMOTE, Stage.SCORE, "report"):
         store.rm(store.stage_dir("weak", stage))
     weak = {**params, "models_config": worse_models_config(tmp_path)}
-    runner.train("weak", LOGICAL, weak)
-    ev = runner.evaluate("weak", LOGICAL, weak)
+    run("weak", weak, "train")
+    ev = run("weak", weak, "evaluate")
     assert ev["champion_run_id"] == "base"
-    decision = runner.promote("weak", LOGICAL, weak)
+    decision = run("weak", weak, "promote")
     assert not decision["promoted"]
     assert "rejected" in decision["reason"] and "base" in decision["reason"]
     assert read_champion(store) == champion_before
@@ -171,22 +178,22 @@ def test_worse_model_is_not_promoted_and_champion_keeps_scoring(base, tmp_path):
     metrics = json.loads(Path(decision["report"]["metrics.json"]).read_text())
     assert metrics["metrics"]["champion"]["rmsle"] == pytest.approx(recorded["champion"]["rmsle"])
 
-    scored = runner.score("weak", LOGICAL, weak)
+    scored = run("weak", weak, "score")
     assert scored["model_run_id"] == "base"
     assert set(pd.read_parquet(scored["predictions"])["model_run_id"]) == {"base"}
 
 
 def test_failed_run_is_recorded_never_shipped(base, tmp_path):
     params, store = fresh(base, tmp_path)
-    for stage in ("resample", "train_classifier", "train_regressor", "train_baselines", "fit_stacker"):
-        getattr(runner, stage)("base", LOGICAL, params)  # then optimize_gate "failed"
-    decision = runner.promote("base", LOGICAL, params)
+    run("base", params, "resample", "train_classifier", "train_regressor", "train_baselines",
+        "fit_stacker")  # then optimize_gate "failed"
+    decision = run("base", params, "promote")
     assert not decision["promoted"]
     assert "optimize_gate" in decision["reason"] and "evaluate" in decision["reason"]
     assert read_champion(store) is None
     assert decision["report"] is None
     with pytest.raises(DataError, match="no champion"):
-        runner.score("base", LOGICAL, params)
+        run("base", params, "score")
 
 
 def test_score_stage_on_worker_processes(base, tmp_path):
@@ -197,11 +204,12 @@ def test_score_stage_on_worker_processes(base, tmp_path):
 
     from ltv_core.cluster import scheduler_address
     from ltv_core.config import DaskConfig
-    from ltv_core.scoring import Scorer, run_score_stage, stream_predictions
+    from ltv_core.scoring import Scorer, stream_predictions
+    from ltv_core.stages.score import score_partitions as run_score_stage
     from ltv_core.spec import load_spec
 
     params, store = fresh(base, tmp_path)
-    runner.train("base", LOGICAL, params)
+    run("base", params, "train")
     spec = load_spec("config/datasets/smadex_d7.yaml")
     scorer = Scorer.load(store, "base", spec, threads=1)
     staged = store.read_manifest("base", "ingest")["outputs"]["scoring"]["files"]
@@ -249,7 +257,7 @@ def test_score_refuses_unvalidated_data(base, tmp_path):
     params, store = fresh(base, tmp_path)
     store.rm(f"{store.stage_dir('base', 'validate')}/_manifest.json")
     with pytest.raises(DataError, match="validate"):
-        runner.score("base", LOGICAL, params)
+        run("base", params, "score")
 
 
 def test_cli_train_and_evaluate(base, tmp_path, capsys):
@@ -270,12 +278,12 @@ def test_pruned_scoring_gives_identical_predictions(base, tmp_path):
     """Scoring computes only the features some tree splits on; every prediction is unchanged."""
     import pyarrow as pa
 
-    from ltv_core.ingest import read_staged
+    from ltv_core.catalog import read_staged
     from ltv_core.scoring import Scorer
     from ltv_core.spec import load_spec
 
     params, store = fresh(base, tmp_path)
-    runner.train("base", LOGICAL, params)
+    run("base", params, "train")
     spec = load_spec("config/datasets/smadex_d7.yaml")
     table = read_staged(store, "base", "scoring")
     pruned, full = Scorer.load(store, "base", spec), Scorer.load(store, "base", spec, prune=False)
@@ -298,10 +306,8 @@ def test_pruned_scoring_gives_identical_predictions(base, tmp_path):
     assert isinstance(table, pa.Table)
     # the stage's reads: after the first partition (which makes the plan), only the plan's raw
     # columns are read from a file; the predictions are the full read's, partition by partition
-    from ltv_core.scoring import _partitions
-
     reader = Scorer.load(store, "base", spec)
-    files = _partitions(store, "base", "scoring")
+    files = catalog.staged_partitions(store, "base", "scoring")
     assert len(files) >= 2
     for i, f in enumerate(files):
         staged = store.read_parquet(f["path"])
@@ -311,3 +317,78 @@ def test_pruned_scoring_gives_identical_predictions(base, tmp_path):
             assert set(got_t.column_names) <= set(reader.builder.input_columns(plan)) | {spec.id_column}
         pd.testing.assert_frame_equal(reader.predict_table(got_t), full.predict_table(staged))
         assert reader.predict_arrow(got_t).schema.field("model_run_id").type == pa.string()
+
+
+class ReadRecorder:
+    """Which stages of one run each stage reads, seen at the store: every read, existence check and
+    listing under ``runs/<run>/<stage>/`` is attributed to the stage running at the time; the
+    champion pointer counts as a read of ``promote`` (whose output it is) for stages after it in
+    the pipeline, and as nothing for earlier ones (there it is a previous run's). Reads of other
+    runs' folders (the champion's models) are left out. The Dask stages run on threads of this
+    process (``processes: False``), so their workers' reads are seen too."""
+
+    def __init__(self, store: ArtifactStore, run_id: str):
+        from ltv_core.store import safe_run_id
+
+        self.prefix = f"{store.root}/runs/{safe_run_id(run_id)}/"
+        self.champion = store.path("champion.json")
+        self.reads: dict[Stage, set[str]] = {}
+        self.current: Stage | None = None
+
+    def see(self, path: str) -> None:
+        if self.current is None:
+            return
+        seen = self.reads.setdefault(self.current, set())
+        if path.startswith(self.prefix):
+            stage = path[len(self.prefix):].split("/", 1)[0]
+            own = {self.current.value} | ({REPORT_DIR} if self.current is Stage.PROMOTE else set())
+            if stage not in own:  # its own folders: the stage clears and writes them
+                seen.add(stage)
+        elif path == self.champion and STAGES.index(self.current) > STAGES.index(Stage.PROMOTE):
+            seen.add(Stage.PROMOTE.value)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from fsspec.implementations.local import LocalFileSystem
+
+        for cls, names in ((ArtifactStore, ("read_bytes", "read_parquet", "exists", "is_committed", "parquet_schema")),
+                           (LocalFileSystem, ("ls", "exists", "cat_file", "open", "glob"))):
+            for name in names:
+                monkeypatch.setattr(cls, name, self._wrap(getattr(cls, name), cls is ArtifactStore and name == "is_committed"))
+
+    def _wrap(self, fn, is_committed: bool):
+        recorder = self
+
+        def wrapped(obj, path, *args, **kwargs):
+            if is_committed:  # (store, run_id, stage)
+                recorder.see(f"{obj.stage_dir(path, args[0] if args else kwargs['stage'])}/_manifest.json")
+            else:
+                recorder.see(str(path))
+            return fn(obj, path, *args, **kwargs)
+
+        return wrapped
+
+
+def test_each_stage_reads_exactly_its_declared_inputs(base, tmp_path, monkeypatch):
+    """Derived from a real run, not declared: run 'b' goes through all twelve stages with the
+    store's reads recorded, beside a champion 'base' (so evaluate compares against it and score
+    reads the pointer). Each stage's reads are exactly ``pipeline.INPUTS``, which the DAG's edges
+    are (``tests/test_dag.py::test_edges_are_the_declared_inputs``)."""
+    from ltv_core.pipeline import INPUTS
+
+    params, store = fresh(base, tmp_path)
+    run("base", params, "train", "evaluate", "promote")
+    weak = {**params, "models_config": worse_models_config(tmp_path)}
+    recorder = ReadRecorder(store, "b")
+    recorder.install(monkeypatch)
+    ctx = make_context("b", LOGICAL, weak)
+    results: dict = {}
+    for stage in STAGES:
+        recorder.current = stage
+        results.update(run_stages(ctx, [stage], results))
+    recorder.current = None
+    assert not results[Stage.PROMOTE]["promoted"] and results[Stage.SCORE]["model_run_id"] == "base"
+    assert {s: recorder.reads.get(s, set()) for s in STAGES} == {s: {u.value for u in INPUTS[s]} for s in STAGES}
+    # and each stage's manifest names the manifest of every input it was given
+    for stage in STAGES:
+        upstream = store.read_manifest("b", stage)["upstream"]
+        assert set(upstream) == {u.value for u in INPUTS[stage]}, stage

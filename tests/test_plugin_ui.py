@@ -35,7 +35,8 @@ import pytest
 
 from ltv_core.demo import airflow_bin
 from ltv_core.registry_view import ARTEFACTS, build_view
-from ltv_core.report import ReportInputs, write_report
+from ltv_core.report import ReportInputs
+from ltv_core.stages.promote import write_report
 from ltv_core.store import ArtifactStore, safe_run_id
 
 ROOT = Path(__file__).resolve().parent.parent

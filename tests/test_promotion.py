@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ltv_core.errors import DataError
-from ltv_core.promotion import champion_run, decide, read_champion, record
+from ltv_core.promotion import champion_run, decide, read_champion
+from ltv_core.stages.promote import record_decision as record
 from ltv_core.store import ArtifactStore
 
 

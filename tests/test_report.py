@@ -13,7 +13,8 @@ import pytest
 
 from ltv_core import metrics
 from ltv_core.registry_view import build_view, summarize_run
-from ltv_core.report import METRIC_COLUMNS, ReportInputs, build_report, json_safe, score, write_report
+from ltv_core.report import METRIC_COLUMNS, ReportInputs, build_report, json_safe, score
+from ltv_core.stages.promote import write_report
 from ltv_core.store import ArtifactStore, safe_run_id
 
 RUN = "scheduled__2025-11-04T03:00:00+00:00"

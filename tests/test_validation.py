@@ -24,13 +24,12 @@ import yaml
 from ltv_core.errors import SpecError, ValidationFailed
 from ltv_core.spec import ColumnSpec, DatasetSpec, FeatureKind, load_spec, project_root
 from ltv_core.store import ArtifactStore
+from ltv_core.stages.validate import _split_frame, validate_run
 from ltv_core.validation import (
     EVENT_TS_END,
     ValidationReport,
-    _split_frame,
     build_suite,
     load_expectations_file,
-    run_validate_stage,
     validation_frame,
 )
 
@@ -183,7 +182,7 @@ def test_good_run_passes_commits_and_writes_docs(tmp_path, spec, null_rates):
     store = ArtifactStore(tmp_path)
     train = [make_rows(spec, null_rates, 200, seed=1), make_rows(spec, null_rates, 200, seed=2, ts=T0 + 3600)]
     stage(store, {"train": train, "scoring": [make_rows(spec, null_rates, 200, seed=5, labelled=False)]})
-    out = run_validate_stage(store, RUN, spec)
+    out = validate_run(store, RUN, spec)
     assert out["success"] and out["failed"] == 0 and out["evaluated"] > 2 * 100, out
     manifest = store.read_manifest(RUN, "validate")
     assert manifest["success"] is True and set(manifest["inputs"]) == {"train", "scoring"}
@@ -243,7 +242,7 @@ def failed_run(tmp_path_factory, spec, null_rates, base) -> dict[str, Any]:
     v2 = replace_column(v2, "row_id", [far_dup] + v2["row_id"].to_pylist()[1:])
     stage(store, {"train": [bad], "validation": [v1, v2], "holdout": [base.slice(0, 0)]})
     with pytest.raises(ValidationFailed) as err:
-        run_validate_stage(store, RUN, spec, max_rows_per_split=250)
+        validate_run(store, RUN, spec, max_rows_per_split=250)
     d = store.stage_dir(RUN, "validate")
     return {"store": store, "message": str(err.value), "dir": d, "far_dup": far_dup, **planted,
             "result": json.loads(store.read_text(f"{d}/result.json"))}

@@ -4,6 +4,7 @@ import pytest
 
 from ltv_core.config import PipelineConfig, WindowsConfig, load_config
 from ltv_core.errors import DataError, SpecError
+from ltv_core.params import RunParams
 from ltv_core.spec import load_spec
 from ltv_core.windows import labelled_windows, list_partitions, resolve, scoring_window, select, suggest_logical_date
 
@@ -36,24 +37,24 @@ def test_primary_maturity_and_gap():
 
 def test_explicit_window_wins_and_is_checked():
     L = datetime(2025, 11, 4, tzinfo=UTC)
-    cfg = PipelineConfig().with_overrides({"train_start": "2025-10-01", "train_end": "2025-10-03T12:00"})
+    cfg = RunParams.parse({"train_start": "2025-10-01", "train_end": "2025-10-03T12:00"}).apply(PipelineConfig())
     w = labelled_windows(L, cfg.windows, SPEC)
     assert w["train"].start == datetime(2025, 10, 1, tzinfo=UTC) and w["train"].hours == 60
-    bad = PipelineConfig().with_overrides({"train_start": "2025-10-01", "train_end": "2025-10-06T12:00"})
+    bad = RunParams.parse({"train_start": "2025-10-01", "train_end": "2025-10-06T12:00"}).apply(PipelineConfig())
     with pytest.raises(SpecError, match="overlaps"):
         labelled_windows(L, bad.windows, SPEC)
-    immature = PipelineConfig().with_overrides({"holdout_start": "2025-10-20", "holdout_end": "2025-10-21"})
+    immature = RunParams.parse({"holdout_start": "2025-10-20", "holdout_end": "2025-10-21"}).apply(PipelineConfig())
     with pytest.raises(SpecError, match="not complete"):
         labelled_windows(L, immature.windows, SPEC)
 
 
 def test_override_needs_both_edges():
     with pytest.raises(SpecError, match="both"):
-        PipelineConfig().with_overrides({"train_start": "2025-10-01"})
+        RunParams.parse({"train_start": "2025-10-01"})
     with pytest.raises(SpecError, match="after its start"):
-        PipelineConfig().with_overrides({"train_start": "2025-10-02", "train_end": "2025-10-01"})
+        RunParams.parse({"train_start": "2025-10-02", "train_end": "2025-10-01"})
     with pytest.raises(SpecError, match="ISO"):
-        PipelineConfig().with_overrides({"train_start": "yesterday", "train_end": "2025-10-01"})
+        RunParams.parse({"train_start": "yesterday", "train_end": "2025-10-01"})
 
 
 def test_partition_listing_and_selection(tmp_path):
@@ -85,7 +86,7 @@ def test_missing_root(tmp_path):
 
 def test_resolve_end_to_end_and_suggested_date(tmp_path):
     write_dataset(tmp_path, SPEC, hours(1, 24 * 6), hours(8, 24), rows=1)
-    cfg = load_config().with_overrides({"data_root": str(tmp_path)})
+    cfg = RunParams.parse({"data_root": str(tmp_path)}).load_config()
     L = suggest_logical_date(SPEC, cfg, str(tmp_path))
     assert L == datetime(2025, 11, 4, tzinfo=UTC)
     windows, chosen = resolve(L, cfg, SPEC, str(tmp_path))

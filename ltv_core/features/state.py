@@ -14,11 +14,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from ltv_core.errors import DataError
+from ltv_core.features.transforms import OTHER_CATEGORY
 
 STATE_VERSION = 1
-STATE_FILE = "feature_state.json"
 
 
 @dataclass
@@ -131,3 +133,21 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def category_labels(vocab: list[str]) -> list[str]:
+    """Categories of a code column: the vocabulary then one label for rare/unseen values."""
+    other = OTHER_CATEGORY
+    while other in vocab:
+        other = "_" + other
+    return [*vocab, other]
+
+
+def feature_frame(table: pa.Table, state: FeatureState) -> pd.DataFrame:
+    """The model matrix of a feature table: the state's feature order, categoricals as ``category``
+    with the FULL fitted category list (same value -> same code in every split), -1 codes -> NaN."""
+    x = table.select(state.feature_names).to_pandas()
+    for name in state.categorical_features:
+        cats = category_labels(state.vocabularies.get(name, []))
+        x[name] = pd.Categorical.from_codes(x[name].to_numpy(), categories=cats)
+    return x

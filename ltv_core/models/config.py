@@ -1,0 +1,141 @@
+"""config/models.yaml, validated: what the modelling stages fit (docs/MODELS.md).
+
+Unknown keys and bad values fail with the field's path (pydantic, ``extra="forbid"``), when the
+config is loaded: before a modelling stage fits anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ltv_core import yamlconf
+from ltv_core.errors import SpecError
+from ltv_core.models.baselines import BASELINES
+from ltv_core.models.classifier import CALIBRATION_METHODS
+from ltv_core.models.regressor import OBJECTIVES
+from ltv_core.models.stacker import BASE_LEARNERS
+
+DEFAULT_MODELS_CONFIG = "config/models.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResampleStageConfig(_Strict):
+    mode: Literal["resample", "weights", "off"] = "off"
+    method: Literal["histos", "hhistus"]
+    correction: Literal["weights", "prior", "none"] = "weights"
+    settings: dict[str, float | int] = Field(default_factory=dict)
+
+
+class ResampleConfig(_Strict):
+    classifier: ResampleStageConfig = ResampleStageConfig(method="histos", correction="prior")
+    regressor: ResampleStageConfig = ResampleStageConfig(method="hhistus", correction="weights")
+
+
+class ClassifierConfig(_Strict):
+    params: dict[str, Any] = Field(default_factory=dict)
+    # Candidate overrides of ``params`` (e.g. tree shapes); each is fitted and early-stopped, and
+    # the one with the lowest validation log loss is kept (every candidate's score is recorded).
+    # Empty: ``params`` alone. ``{}`` is the plain ``params`` candidate.
+    param_search: list[dict[str, Any]] = Field(default_factory=list)
+    calibration_methods: list[str] = Field(default_factory=lambda: ["isotonic", "platt", "beta"])
+    calibration_folds: int = Field(default=2, ge=2)
+    n_seeds: int = Field(default=1, ge=1)
+
+
+class RegressorConfig(_Strict):
+    objective: str = "log1p_l2"
+    params: dict[str, Any] = Field(default_factory=dict)
+    # Candidates as for the classifier, chosen by the validation RMSE of log1p revenue of buyers at
+    # the primary horizon.
+    param_search: list[dict[str, Any]] = Field(default_factory=list)
+    increment_params: dict[str, Any] = Field(default_factory=dict)
+    huber_delta: float = Field(default=1.0, gt=0)
+    tweedie_variance_power: float = Field(default=1.5, ge=1.0, lt=2.0)
+    monotone: dict[str, int] = Field(default_factory=dict)
+
+
+class StackerConfig(_Strict):
+    enabled: bool = True
+    learners: list[str] = Field(default_factory=lambda: ["hurdle", "direct_log1p"])
+    n_folds: int = Field(default=3, ge=2)
+    meta: Literal["lgbm", "linear"] = "lgbm"
+    min_gain: float = 0.0
+    value_head: bool = True
+    value_min_gain: float = 0.0
+    value_variance_power: float = Field(default=1.5, gt=1.0, lt=2.0)
+    value_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class GateConfig(_Strict):
+    enabled: bool = True
+    metric: Literal["rmsle", "rmse", "mae"] = "rmsle"
+    target_zero_rate: float | None = None
+    min_improvement: float = 1e-5
+
+
+class BaselinesConfig(_Strict):
+    names: list[str] = Field(default_factory=lambda: list(BASELINES))
+    tweedie_variance_power: float = Field(default=1.5, ge=1.0, lt=2.0)
+    # The same kind of search for the LightGBM baselines, each by its own validation loss (L2 of
+    # log1p for lgbm_log1p, Tweedie deviance for lgbm_tweedie): the model's components are tuned
+    # on validation, so the baselines it is compared with are tuned the same way.
+    param_search: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EvaluationConfig(_Strict):
+    n_boot: int = Field(default=1000, ge=10)
+    level: float = Field(default=0.95, gt=0, lt=1)
+
+
+class ModelsConfig(_Strict):
+    """config/models.yaml, validated (unknown keys and bad values fail with the field's path)."""
+
+    seed: int = 42
+    lgbm: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(default=3000, gt=0)
+    early_stopping_rounds: int = Field(default=100, gt=0)
+    resample: ResampleConfig = ResampleConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    regressor: RegressorConfig = RegressorConfig()
+    stacker: StackerConfig = StackerConfig()
+    gate: GateConfig = GateConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    def model_post_init(self, _: Any) -> None:
+        bad = [m for m in self.classifier.calibration_methods if m not in CALIBRATION_METHODS]
+        if bad or not self.classifier.calibration_methods:
+            raise ValueError(f"classifier.calibration_methods: unknown {bad}; known {CALIBRATION_METHODS}")
+        if self.regressor.objective not in OBJECTIVES:
+            raise ValueError(f"regressor.objective {self.regressor.objective!r}; known {OBJECTIVES}")
+        if set(self.stacker.learners) - set(BASE_LEARNERS) or not self.stacker.learners:
+            raise ValueError(f"stacker.learners {self.stacker.learners}; known {BASE_LEARNERS}")
+        if set(self.baselines.names) - set(BASELINES):
+            raise ValueError(f"baselines.names {self.baselines.names}; known {BASELINES}")
+        if self.resample.regressor.correction == "prior":
+            raise ValueError("resample.regressor.correction 'prior' only exists for the classifier")
+        for stage in (self.resample.classifier, self.resample.regressor):
+            if stage.mode == "weights" and stage.correction == "weights":
+                raise ValueError("resample mode 'weights' with correction 'weights' cancels out (a no-op): "
+                                 "use mode 'off', or correction 'prior'/'none'")
+
+    def lgb(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**self.lgbm, **(extra or {})}
+
+
+def load_models_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ModelsConfig:
+    """Load config/models.yaml (or ``path``), apply a shallow-merged ``overrides`` dict, validate."""
+    p = yamlconf.resolve(path, DEFAULT_MODELS_CONFIG, "models config")
+    raw = yamlconf.read_mapping(p, "models config")
+    for k, v in (overrides or {}).items():
+        raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
+    try:
+        return ModelsConfig.model_validate(raw)
+    except (ValidationError, ValueError) as exc:
+        raise SpecError(f"invalid models config {p}: {exc}") from None
