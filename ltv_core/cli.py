@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ltv_core import params, pipeline
+from ltv_core import jsonutil, params, pipeline
 from ltv_core.errors import LtvError
 from ltv_core.pipeline import STAGES, TRAINING_STAGES, Stage
 
@@ -116,5 +116,5 @@ def main(argv: list[str] | None = None) -> int:
     except LtvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result, indent=2, default=jsonutil.default))
     return 0

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ltv_core import jsonutil
 from ltv_core.config import load_config
 from ltv_core.errors import LtvError
-from ltv_core.spec import load_spec, project_root
+from ltv_core.spec import load_spec
+from ltv_core.yamlconf import project_root
 from ltv_core.store import open_store
 from ltv_core.windows import suggest_logical_date
 
@@ -81,7 +83,7 @@ def ensure_data(rows_per_partition: int, seed: int) -> str:
         shutil.rmtree(out)
     summary = generate_dataset(out, seed=seed, rows_per_partition=rows_per_partition, spec_path=config.dataset_spec,
                                log=_say)
-    marker.write_text(json.dumps(summary, indent=2, default=str))
+    marker.write_text(json.dumps(summary, indent=2, default=jsonutil.default))
     return str(out)
 
 

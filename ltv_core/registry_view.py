@@ -147,7 +147,7 @@ def store_label(root: str | None = None) -> str:
     chosen = root or store_root_from_env()
     if chosen:
         return chosen if "://" in chosen else os.path.abspath(chosen)
-    from ltv_core.spec import project_root
+    from ltv_core.yamlconf import project_root
 
     return str(project_root() / "store")
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ltv_core import metrics as M
+from ltv_core.jsonutil import to_jsonable
 from ltv_core.promotion import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -159,19 +160,7 @@ def _blocks(inp: ReportInputs) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def json_safe(obj: Any) -> Any:
     """A strict-JSON-able copy: arrays to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset | np.ndarray):
-        return [json_safe(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "to_dict"):
-        return json_safe(obj.to_dict())
-    return str(obj)
+    return to_jsonable(obj, strict=True)
 
 
 # --- plots -----------------------------------------------------------------------------------------

@@ -14,13 +14,14 @@ from functools import lru_cache
 from datetime import datetime, timezone
 from enum import Enum
 from functools import cached_property
-from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ltv_core import yamlconf
 from ltv_core.errors import SpecError
+from ltv_core.yamlconf import project_root
 
 __all__ = [
     "ColumnSpec",
@@ -30,14 +31,7 @@ __all__ = [
     "Role",
     "load_spec",
     "parse_arrow_type",
-    "project_root",
 ]
-
-
-def project_root() -> Path:
-    """The repository root: relative paths in specs and configs resolve against it."""
-    env = os.environ.get("LTV_PROJECT_ROOT")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
 
 
 class Role(str, Enum):
@@ -362,8 +356,6 @@ class DatasetSpec(BaseModel):
 
 def load_spec(path: str | os.PathLike[str]) -> DatasetSpec:
     """Load and validate a dataset spec; relative paths resolve against the project root."""
-    from ltv_core import yamlconf
-
     p = yamlconf.resolve(path, "", "dataset spec")
     raw = yamlconf.read_mapping(p, "dataset spec")
     raw["source_path"] = str(p)

@@ -39,7 +39,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
+from ltv_core import jsonutil
 from ltv_core.errors import DataError
+from ltv_core.yamlconf import project_root
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def code_version() -> str:
 
 def config_hash(obj: Any) -> str:
     """A short stable hash of a JSON-able config, recorded in every manifest."""
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    blob = json.dumps(obj, sort_keys=True, default=jsonutil.default).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -179,7 +181,7 @@ class ArtifactStore:
         return self.write_bytes(path, text.encode("utf-8"))
 
     def write_json(self, path: str, obj: Any) -> str:
-        return self.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        return self.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=jsonutil.default) + "\n")
 
     def read_bytes(self, path: str) -> bytes:
         try:
@@ -261,8 +263,6 @@ class ArtifactStore:
 
 def open_store(root: str | None = None) -> ArtifactStore:
     """The store from an explicit root, else ``LTV_STORE_ROOT``, else ``./store`` in the project."""
-    from ltv_core.spec import project_root
-
     chosen = root or os.environ.get("LTV_STORE_ROOT") or str(project_root() / "store")
     return ArtifactStore(chosen)
 

@@ -23,7 +23,6 @@ while Airflow parses a DAG) stays cheap.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -42,7 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ltv_core.errors import DataError, SpecError
 from ltv_core.ingest import EVENT_TS
-from ltv_core.spec import ColumnSpec, DatasetSpec, Role, project_root
+from ltv_core.jsonutil import to_jsonable
+from ltv_core.spec import ColumnSpec, DatasetSpec, Role
+from ltv_core.yamlconf import project_root
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; GX is imported lazily at run time
     import great_expectations as gx
@@ -652,19 +653,6 @@ def _collect_docs(docs_dir: str) -> dict[str, bytes]:
     return out
 
 
-def _plain_json(obj: Any) -> Any:
-    """Plain JSON types (numpy scalars -> Python), so the in-memory report equals the stored one."""
-    return json.loads(json.dumps(obj, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, (set, frozenset)):
-        return sorted(o, key=str)
-    return str(o)
-
-
 def validate_splits(
     spec: DatasetSpec,
     frames: Mapping[str, tuple[pd.DataFrame, bool]],
@@ -688,7 +676,7 @@ def validate_splits(
         for split, (frame, labelled) in frames.items():
             t0 = time.time()
             res = _run_split(ctx, spec, split, frame, labelled, hw, run_name)
-            results[split] = _plain_json(res.to_json_dict())
+            results[split] = to_jsonable(res.to_json_dict())
             n_fail = sum(1 for r in res.results if not r.success)
             splits[split] = {
                 **dict((split_info or {}).get(split, {})),

@@ -17,13 +17,12 @@ from typing import Any
 
 from ltv_core.config import PipelineConfig, TimeRange, WindowsConfig
 from ltv_core.errors import DataError, SpecError
+from ltv_core.pipeline import LABELLED, Split
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import fs_for
 
 log = logging.getLogger(__name__)
 
-LABELLED = ("train", "validation", "holdout")
-SPLITS = (*LABELLED, "scoring")
 
 
 @dataclass(frozen=True)
@@ -113,16 +112,16 @@ def labelled_windows(logical_date: datetime, cfg: WindowsConfig, spec: DatasetSp
     grain = spec.partition.grain_hours
     mature_end = _floor(logical_date, grain) - timedelta(days=maturity_days(cfg, spec))
     gap = timedelta(hours=cfg.gap_hours)
-    holdout = _explicit("holdout", cfg.holdout) or Window(
-        "holdout", mature_end - timedelta(hours=cfg.holdout_hours), mature_end
+    holdout = _explicit(Split.HOLDOUT, cfg.holdout) or Window(
+        Split.HOLDOUT, mature_end - timedelta(hours=cfg.holdout_hours), mature_end
     )
-    validation = _explicit("validation", cfg.validation) or Window(
-        "validation", holdout.start - gap - timedelta(hours=cfg.validation_hours), holdout.start - gap
+    validation = _explicit(Split.VALIDATION, cfg.validation) or Window(
+        Split.VALIDATION, holdout.start - gap - timedelta(hours=cfg.validation_hours), holdout.start - gap
     )
-    train = _explicit("train", cfg.train) or Window(
-        "train", validation.start - gap - timedelta(hours=cfg.train_hours), validation.start - gap
+    train = _explicit(Split.TRAIN, cfg.train) or Window(
+        Split.TRAIN, validation.start - gap - timedelta(hours=cfg.train_hours), validation.start - gap
     )
-    windows = {"train": train, "validation": validation, "holdout": holdout}
+    windows = {Split.TRAIN: train, Split.VALIDATION: validation, Split.HOLDOUT: holdout}
     check_order(windows, logical_date, mature_end)
     return windows
 
@@ -150,7 +149,7 @@ def scoring_window(
 ) -> Window | None:
     """Explicit scoring window, else the newest ``scoring_hours`` of test partitions before the logical date."""
     if cfg.scoring is not None:
-        return Window("scoring", cfg.scoring.start, cfg.scoring.end)
+        return Window(Split.SCORING, cfg.scoring.start, cfg.scoring.end)
     if not test_partitions:
         return None
     grain = timedelta(hours=spec.partition.grain_hours)
@@ -158,7 +157,7 @@ def scoring_window(
     if not eligible:
         return None
     newest = eligible[-1].time + grain
-    return Window("scoring", newest - timedelta(hours=cfg.scoring_hours), newest)
+    return Window(Split.SCORING, newest - timedelta(hours=cfg.scoring_hours), newest)
 
 
 def select(partitions: list[Partition], window: Window, spec: DatasetSpec, root: str) -> list[Partition]:
@@ -199,8 +198,8 @@ def resolve(
     sw = scoring_window(logical_date, config.windows, spec, test_parts)
     if sw is not None:
         assert test_root is not None, "an explicit scoring window needs a test root in the dataset spec"
-        windows["scoring"] = sw
-        chosen["scoring"] = select(test_parts or [], sw, spec, test_root)
+        windows[Split.SCORING] = sw
+        chosen[Split.SCORING] = select(test_parts or [], sw, spec, test_root)
     return windows, chosen
 
 

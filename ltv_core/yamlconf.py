@@ -6,6 +6,7 @@ way on bad input: the message names the file and, for pydantic errors, every fie
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,14 @@ from pydantic import ValidationError
 from ltv_core.errors import SpecError
 
 
+def project_root() -> Path:
+    """The repository root: relative paths in specs and configs resolve against it."""
+    env = os.environ.get("LTV_PROJECT_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
 def resolve(path: str | Path | None, default: str, what: str) -> Path:
     """``path`` (or ``default``) as given, else relative to the project root; fails when missing."""
-    from ltv_core.spec import project_root
-
     p = Path(path or default)
     if not p.is_absolute() and not p.exists():
         p = project_root() / p

@@ -28,7 +28,8 @@ import pytest
 from ltv_core.config import load_config
 from ltv_core.spec import load_spec
 from ltv_core.store import ArtifactStore, safe_run_id
-from ltv_core.windows import SPLITS, describe, labelled_windows, resolve
+from ltv_core.pipeline import SPLITS
+from ltv_core.windows import describe, labelled_windows, resolve
 
 from conftest import small_pipeline_config
 

@@ -1,7 +1,6 @@
 from datetime import datetime, timezone
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from ltv_core import catalog

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from ltv_core.errors import SpecError, ValidationFailed
-from ltv_core.spec import ColumnSpec, DatasetSpec, FeatureKind, load_spec, project_root
+from ltv_core.spec import ColumnSpec, DatasetSpec, FeatureKind, load_spec
+from ltv_core.yamlconf import project_root
 from ltv_core.store import ArtifactStore
 from ltv_core.stages.validate import _split_frame, validate_run
 from ltv_core.validation import (

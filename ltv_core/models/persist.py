@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 
 from ltv_core.errors import DataError
+from ltv_core.jsonutil import to_jsonable
 from ltv_core.models.baselines import Baseline
 from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.gate import Gate
@@ -40,24 +40,11 @@ def _kind(obj: Any) -> str:
     raise TypeError(f"cannot serialise {type(obj).__name__}; known: {sorted(_KINDS)} and FittedStack")
 
 
-def _jsonable(x: Any) -> Any:
-    """numpy scalars/arrays and tuples -> plain JSON types (recursively)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
 def to_state(obj: Any) -> dict[str, Any]:
     """``{"kind", "format", "state"}`` of one fitted component."""
     kind = _kind(obj)
     state = obj.to_dict() if kind == "gate" else obj.to_state()
-    return {"kind": kind, "format": FORMAT, "state": _jsonable(state)}
+    return {"kind": kind, "format": FORMAT, "state": to_jsonable(state)}
 
 
 def from_state(doc: dict[str, Any]) -> Any:
@@ -96,7 +83,7 @@ def stack_to_blobs(stack: FittedStack) -> dict[str, bytes]:
                 "late_log1p": stack.late_log1p, "late_mean": stack.late_mean,
                 "base_models": sorted(stack.base_models), "has_stacker": stack.stacker is not None,
                 "decisions": stack.decisions, "metrics": stack.metrics}
-    blobs["manifest.json"] = json.dumps(_jsonable(manifest), allow_nan=False, indent=1).encode()
+    blobs["manifest.json"] = json.dumps(to_jsonable(manifest), allow_nan=False, indent=1).encode()
     return blobs
 
 

@@ -286,7 +286,7 @@ def _hour_ratio(ctx: _Ctx, valid: np.ndarray) -> None:
 
 def _ad_formats(ctx: _Ctx, profile: np.ndarray) -> None:
     """cpm / ctr maps keyed by ad format b/i/r, with percentile-rank twins sharing the keys."""
-    rng, n, v = ctx.rng, ctx.n, ctx.vocab
+    rng, v = ctx.rng, ctx.vocab
     p_prof = BLOCK_PRESENCE["profile"][0]
     cpm_ok = ctx.present("cpm", profile, p_prof)
     ctr_ok = ctx.present("ctr", cpm_ok, 1 - NULL_TARGETS["cpm"])
@@ -351,7 +351,7 @@ def _list_subset(ctx: _Ctx, name: str, parent: np.ndarray, key: np.ndarray, vali
 
 def _engagement(ctx: _Ctx, engaged: np.ndarray) -> None:
     """Sessions / durations per app, and the per-app action maps (map of maps)."""
-    v, rng, n = ctx.vocab, ctx.rng, ctx.n
+    v, rng = ctx.vocab, ctx.rng
     p_eng = BLOCK_PRESENCE["engagement"][0]
     ok = ctx.present("avg_daily_sessions", engaged, p_eng)
     parent, key, counts = _ragged_keys(ctx, ok, 2.2, 20, v.bundle_cdf, N_USER_BUNDLES,
