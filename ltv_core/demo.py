@@ -18,12 +18,12 @@ from typing import Any
 from ltv_core import jsonutil
 from ltv_core.config import load_config
 from ltv_core.errors import LtvError
+from ltv_core.pipeline import DAG_ID, REPORT_DIR, Stage
 from ltv_core.spec import load_spec
 from ltv_core.yamlconf import project_root
 from ltv_core.store import open_store
 from ltv_core.windows import suggest_logical_date
 
-DAG_ID = "ltv_daily"
 
 
 def _say(msg: str) -> None:
@@ -120,17 +120,17 @@ def run_demo(rows_per_partition: int = 400, seed: int = 7) -> dict[str, Any]:
 
 def summarize(store_root: str, run: str, logical: str, log_path: str) -> dict[str, Any]:
     store = open_store(store_root)
-    ingest = store.read_manifest(run, "ingest")
+    ingest = store.read_manifest(run, Stage.INGEST)
     summary: dict[str, Any] = {
         "run_id": run,
         "logical_date": logical,
         "airflow_log": log_path,
-        "staged": {s: {"rows": o["rows"], "window": o["window"], "path": f"{store.stage_dir(run, 'ingest')}/{s}"}
+        "staged": {s: {"rows": o["rows"], "window": o["window"], "path": f"{store.stage_dir(run, Stage.INGEST)}/{s}"}
                    for s, o in ingest["outputs"].items()},
     }
-    vdir = store.stage_dir(run, "validate")
+    vdir = store.stage_dir(run, Stage.VALIDATE)
     summary["validation"] = {
-        "committed": store.is_committed(run, "validate"),
+        "committed": store.is_committed(run, Stage.VALIDATE),
         "result": f"{vdir}/result.json",
         "data_docs": f"{vdir}/data_docs",
     }
@@ -139,10 +139,10 @@ def summarize(store_root: str, run: str, logical: str, log_path: str) -> dict[st
         _say(f"  {s:<10} {info['rows']:>8} rows  {info['window'][0]} .. {info['window'][1]}  -> {info['path']}")
     _say(f"validation result: {summary['validation']['result']}")
     _say(f"validation data docs: {summary['validation']['data_docs']}")
-    if store.is_committed(run, "build_features"):
-        feats = store.read_manifest(run, "build_features")
+    if store.is_committed(run, Stage.BUILD_FEATURES):
+        feats = store.read_manifest(run, Stage.BUILD_FEATURES)
         summary["features"] = {"n_features": feats["n_features"], "rows": feats["rows"],
-                               "path": store.stage_dir(run, "build_features"),
+                               "path": store.stage_dir(run, Stage.BUILD_FEATURES),
                                "feature_state": feats["outputs"]["feature_state"]}
         _say(f"features: {feats['n_features']} columns per row -> {summary['features']['path']}")
         _say(f"feature state (fitted on train, reused for every split): {summary['features']['feature_state']}")
@@ -154,23 +154,23 @@ def _summarize_models(store: Any, run: str) -> dict[str, Any]:
     """The holdout table (model vs baselines vs oracle), the promotion decision, the report and
     the predictions, as the demo prints them."""
     out: dict[str, Any] = {}
-    if store.is_committed(run, "evaluate"):
-        edir = store.stage_dir(run, "evaluate")
+    if store.is_committed(run, Stage.EVALUATE):
+        edir = store.stage_dir(run, Stage.EVALUATE)
         out["holdout_table"] = f"{edir}/baselines.md"
         _say("holdout metrics, model vs baselines vs the generator's oracle (primary horizon):")
         for line in store.read_text(f"{edir}/baselines.md").splitlines():
             _say("  " + line)
-    decision_path = f"{store.stage_dir(run, 'promote')}/decision.json"
+    decision_path = f"{store.stage_dir(run, Stage.PROMOTE)}/decision.json"
     if store.exists(decision_path):
         decision = store.read_json(decision_path)
         out["decision"] = {"promoted": decision["promoted"], "reason": decision["reason"], "path": decision_path}
         _say(f"promotion: {'PROMOTED' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
-    report = f"{store.stage_dir(run, 'report')}/report.html"
+    report = f"{store.stage_dir(run, REPORT_DIR)}/report.html"
     if store.exists(report):
         out["report"] = report
         _say(f"report: {report}")
-    if store.is_committed(run, "score"):
-        scored = store.read_manifest(run, "score")
+    if store.is_committed(run, Stage.SCORE):
+        scored = store.read_manifest(run, Stage.SCORE)
         out["predictions"] = {"path": scored["outputs"]["predictions"], "rows": scored["rows"],
                               "model_run_id": scored["model_run_id"]}
         _say(f"predictions ({scored['rows']} rows, model of run {scored['model_run_id']}): "

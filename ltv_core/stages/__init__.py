@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from ltv_core.context import RunContext
-from ltv_core.pipeline import INPUTS, STAGES, Stage
+from ltv_core.pipeline import INPUTS, Stage
 from ltv_core.stages import (
     build_features,
     evaluate,
@@ -38,7 +38,6 @@ MODULES: dict[Stage, ModuleType] = {
     Stage.TRAIN_BASELINES: train_baselines, Stage.FIT_STACKER: fit_stacker, Stage.OPTIMIZE_GATE: optimize_gate,
     Stage.EVALUATE: evaluate, Stage.PROMOTE: promote, Stage.SCORE: score,
 }
-assert set(MODULES) == set(STAGES) and all(MODULES[s].STAGE is s for s in STAGES)
 
 
 def entry(stage: Stage) -> Callable[[RunContext], dict[str, Any]]:
