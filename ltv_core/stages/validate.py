@@ -25,13 +25,9 @@ from ltv_core.errors import DataError, ValidationFailed
 from ltv_core.pipeline import Stage
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore, StageTimer
-from ltv_core.validation import (
-    MAX_FORCED_KEY_ROWS,
-    concat_views,
-    resolve_expectations,
-    validate_splits,
-    view_table,
-)
+from ltv_core.validation.expectations import resolve_expectations
+from ltv_core.validation.gx import validate_splits
+from ltv_core.validation.view import MAX_FORCED_KEY_ROWS, concat_views, view_table
 
 log = logging.getLogger(__name__)
 
