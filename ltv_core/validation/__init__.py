@@ -27,7 +27,6 @@ from ltv_core.validation.report import Failure, ValidationReport
 from ltv_core.validation.suite import build_suite
 from ltv_core.validation.view import (
     EVENT_TS_END,
-    MAX_FORCED_KEY_ROWS,
     concat_views,
     helper_columns,
     validation_frame,
@@ -36,7 +35,6 @@ from ltv_core.validation.view import (
 
 __all__ = [
     "EVENT_TS_END",
-    "MAX_FORCED_KEY_ROWS",
     "Failure",
     "HandWrittenExpectations",
     "ValidationReport",

@@ -21,9 +21,6 @@ from ltv_core.ingest import EVENT_TS
 from ltv_core.spec import ColumnSpec, DatasetSpec, Role
 
 EVENT_TS_END = "__event_ts_end"  # helper: end of the row's event-time grain
-# Key-rule rows kept beyond the sample (both copies of each duplicated id, and null ids), so the
-# uniqueness and not-null checks stay exact on a sampled split without blowing up its size.
-MAX_FORCED_KEY_ROWS = 1000
 
 _INT_DTYPES: dict[pa.DataType, Any] = {
     pa.int8(): pd.Int8Dtype(),
