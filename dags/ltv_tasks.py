@@ -51,6 +51,7 @@ def stage_context(context: dict[str, Any], *upstream: dict[str, Any] | None):
 
 @task(task_id=Stage.INGEST.value, **IO_RETRIES)
 def ingest(**context) -> dict:
+    """Stages the run's windows from the raw data (retried: object-store reads fail transiently)."""
     from ltv_core.stages import ingest
 
     return ingest.run(stage_context(context))
@@ -58,6 +59,7 @@ def ingest(**context) -> dict:
 
 @task(task_id=Stage.VALIDATE.value)
 def validate(staged: dict, **context) -> dict:
+    """Great Expectations on the staged splits; a failure stops training and scoring."""
     from ltv_core.stages import validate
 
     return validate.run(stage_context(context, staged))
@@ -65,6 +67,9 @@ def validate(staged: dict, **context) -> dict:
 
 @task(task_id=Stage.BUILD_FEATURES.value)
 def build_features(staged: dict, validated: dict, **context) -> dict:
+    """Fits the feature state on train and transforms every staged split, once validation passed.
+
+    Reads the staged files of ``staged``; ``validated`` only has to exist (it committed)."""
     from ltv_core.stages import build_features
 
     return build_features.run(stage_context(context, staged, validated))
@@ -72,6 +77,7 @@ def build_features(staged: dict, validated: dict, **context) -> dict:
 
 @task(task_id=Stage.RESAMPLE.value)
 def resample(features: dict, **context) -> dict:
+    """Resampling plans of the training window."""
     from ltv_core.stages import resample
 
     return resample.run(stage_context(context, features))
@@ -79,6 +85,8 @@ def resample(features: dict, **context) -> dict:
 
 @task(task_id=Stage.TRAIN_CLASSIFIER.value)
 def train_classifier(features: dict, plans: dict, **context) -> dict:
+    """The calibrated buyer classifier: the features and the plans, nothing else, so it runs
+    beside train_regressor and train_baselines."""
     from ltv_core.stages import train_classifier
 
     return train_classifier.run(stage_context(context, features, plans))
@@ -86,6 +94,7 @@ def train_classifier(features: dict, plans: dict, **context) -> dict:
 
 @task(task_id=Stage.TRAIN_REGRESSOR.value)
 def train_regressor(features: dict, plans: dict, **context) -> dict:
+    """The multi-horizon regressor of buyers' revenue."""
     from ltv_core.stages import train_regressor
 
     return train_regressor.run(stage_context(context, features, plans))
@@ -93,6 +102,10 @@ def train_regressor(features: dict, plans: dict, **context) -> dict:
 
 @task(task_id=Stage.TRAIN_BASELINES.value)
 def train_baselines(features: dict, **context) -> dict:
+    """The baselines promotion and the report compare against; needs no plan, so it may start
+    right after build_features.
+
+    Same windows and same tree-shape search as the stack."""
     from ltv_core.stages import train_baselines
 
     return train_baselines.run(stage_context(context, features))
@@ -100,6 +113,7 @@ def train_baselines(features: dict, **context) -> dict:
 
 @task(task_id=Stage.FIT_STACKER.value)
 def fit_stacker(features: dict, classifier: dict, regressor: dict, baselines: dict, **context) -> dict:
+    """The out-of-fold stacker, over the classifier, the regressor and two baselines."""
     from ltv_core.stages import fit_stacker
 
     return fit_stacker.run(stage_context(context, features, classifier, regressor, baselines))
@@ -107,6 +121,9 @@ def fit_stacker(features: dict, classifier: dict, regressor: dict, baselines: di
 
 @task(task_id=Stage.OPTIMIZE_GATE.value)
 def optimize_gate(features: dict, classifier: dict, regressor: dict, stack: dict, **context) -> dict:
+    """The gate, searched on validation predictions of the assembled stack.
+
+    After the stacker: it must be searched on the very prediction it gates."""
     from ltv_core.stages import optimize_gate
 
     return optimize_gate.run(stage_context(context, features, classifier, regressor, stack))
@@ -115,6 +132,8 @@ def optimize_gate(features: dict, classifier: dict, regressor: dict, stack: dict
 @task(task_id=Stage.EVALUATE.value)
 def evaluate(staged: dict, features: dict, classifier: dict, regressor: dict, baselines: dict, stack: dict,
              gate: dict, **context) -> dict:
+    """Holdout metrics of the stack, the baselines, the champion (on this run's staged holdout) and
+    the oracle."""
     from ltv_core.stages import evaluate
 
     return evaluate.run(stage_context(context, staged, features, classifier, regressor, baselines, stack, gate))

@@ -142,6 +142,14 @@ def load_plans(store: ArtifactStore, run_id: str) -> dict[str, ResamplePlan]:
             for name in PLAN_NAMES}
 
 
+def save_models(store: ArtifactStore, run_id: str, stage: Stage, models: dict[str, Any]) -> None:
+    """(Re)start ``stage``'s folder and write each fitted component as ``<name>`` (JSON, no pickle:
+    ``ltv_core.models.persist``)."""
+    store.begin_stage(run_id, stage)
+    for name, model in models.items():
+        store.write_bytes(path(store, run_id, stage, name), persist.dumps(model))
+
+
 def load_model(store: ArtifactStore, run_id: str, stage: Stage, name: str) -> Any:
     """One serialised model component of a committed stage (``ltv_core.models.persist``)."""
     store.read_manifest(run_id, stage)

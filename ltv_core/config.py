@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ltv_core import yamlconf
 from ltv_core.timeutil import parse_time
@@ -124,10 +124,5 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
     """Load ``path``, else ``$LTV_PIPELINE_CONFIG``, else ``config/pipeline.yaml``; relative paths
     resolve against the project root. The variable lets a deployment (or a backfill, which passes
     no conf) choose the config without touching the DAG's params."""
-    p = yamlconf.resolve(path or os.environ.get("LTV_PIPELINE_CONFIG"), DEFAULT_CONFIG, "pipeline config")
-    raw = yamlconf.read_mapping(p, "pipeline config")
-    raw["source_path"] = str(p)
-    try:
-        return PipelineConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise yamlconf.invalid("pipeline config", str(p), exc) from None
+    return yamlconf.load_model(PipelineConfig, path or os.environ.get("LTV_PIPELINE_CONFIG"), DEFAULT_CONFIG,
+                               "pipeline config")

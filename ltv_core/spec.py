@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ltv_core import yamlconf
 from ltv_core.errors import SpecError
@@ -356,10 +356,4 @@ class DatasetSpec(BaseModel):
 
 def load_spec(path: str | os.PathLike[str]) -> DatasetSpec:
     """Load and validate a dataset spec; relative paths resolve against the project root."""
-    p = yamlconf.resolve(path, "", "dataset spec")
-    raw = yamlconf.read_mapping(p, "dataset spec")
-    raw["source_path"] = str(p)
-    try:
-        return DatasetSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise yamlconf.invalid("dataset spec", str(p), exc) from None
+    return yamlconf.load_model(DatasetSpec, path, "", "dataset spec")

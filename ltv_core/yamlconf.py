@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ltv_core.errors import SpecError
 
@@ -50,3 +50,19 @@ def invalid(what: str, path: str, exc: ValidationError) -> SpecError:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         lines.append(f"  - {loc}: {err['msg']}")
     return SpecError("\n".join(lines))
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_model(cls: type[Model], path: str | os.PathLike[str] | None, default: str, what: str) -> Model:
+    """Resolve, read and validate one YAML config file as ``cls``; a ``source_path`` field, when
+    the model has one, records the file. Fails naming the file and every field at fault."""
+    p = resolve(path, default, what)
+    raw = read_mapping(p, what)
+    if "source_path" in cls.model_fields:
+        raw["source_path"] = str(p)
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid(what, str(p), exc) from None

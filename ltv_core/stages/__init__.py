@@ -15,20 +15,8 @@ from typing import Any
 
 from ltv_core.context import RunContext
 from ltv_core.pipeline import INPUTS, Stage
-from ltv_core.stages import (
-    build_features,
-    evaluate,
-    fit_stacker,
-    ingest,
-    optimize_gate,
-    promote,
-    resample,
-    score,
-    train_baselines,
-    train_classifier,
-    train_regressor,
-    validate,
-)
+from ltv_core.stages import build_features, evaluate, fit_stacker, ingest, optimize_gate, promote, resample
+from ltv_core.stages import score, train_baselines, train_classifier, train_regressor, validate
 
 log = logging.getLogger(__name__)
 

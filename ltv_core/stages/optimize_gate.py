@@ -12,7 +12,6 @@ from typing import Any
 
 from ltv_core import catalog
 from ltv_core.context import RunContext
-from ltv_core.models import persist
 from ltv_core.models.training import optimize_gate_stage
 from ltv_core.pipeline import Split, Stage
 
@@ -26,8 +25,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     X_val, meta_val = catalog.training_matrix(ctx.store, ctx.run_id, Split.VALIDATION)
     stack = catalog.load_stack(ctx.store, ctx.run_id, gated=False)
     gate, info = optimize_gate_stage(stack, X_val, meta_val, ctx.spec, ctx.models)
-    ctx.store.begin_stage(ctx.run_id, STAGE)
-    ctx.store.write_bytes(ctx.path(STAGE, catalog.GATE), persist.dumps(gate))
+    catalog.save_models(ctx.store, ctx.run_id, STAGE, {catalog.GATE: gate})
     ctx.store.write_json(ctx.path(STAGE, catalog.GATE_PARAMS), info)
     log.info("gate: %s", info)
     extra = {"gate": info}

@@ -9,7 +9,6 @@ from typing import Any
 
 from ltv_core import catalog
 from ltv_core.context import RunContext
-from ltv_core.models import persist
 from ltv_core.models.training import fit_baseline_models
 from ltv_core.pipeline import Stage
 
@@ -24,9 +23,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     revenue = ctx.spec.primary.revenue
     models, searches = fit_baseline_models(X, meta[revenue].to_numpy(float), X_val, meta_val[revenue].to_numpy(float),
                                            ctx.models)
-    ctx.store.begin_stage(ctx.run_id, STAGE)
-    for name, model in models.items():
-        ctx.store.write_bytes(ctx.path(STAGE, f"{name}.json"), persist.dumps(model))
+    catalog.save_models(ctx.store, ctx.run_id, STAGE, {f"{name}.json": model for name, model in models.items()})
     iters = {n: m.best_iteration for n, m in models.items() if m.is_lgbm}
     log.info("baselines fitted: %s (LightGBM best iterations %s)", sorted(models), iters)
     extra = {"baselines": sorted(models), "best_iterations": iters, "param_search": searches}

@@ -8,7 +8,6 @@ from typing import Any
 
 from ltv_core import catalog
 from ltv_core.context import RunContext
-from ltv_core.models import persist
 from ltv_core.models.training import train_classifier
 from ltv_core.pipeline import Stage
 
@@ -20,10 +19,9 @@ STAGE = Stage.TRAIN_CLASSIFIER
 def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     X, meta, X_val, meta_val = catalog.fit_windows(ctx.store, ctx.run_id)
-    plan = catalog.load_plans(ctx.store, ctx.run_id)["classifier"]
-    clf, info = train_classifier(X, meta, X_val, meta_val, ctx.spec, ctx.models, plan)
-    ctx.store.begin_stage(ctx.run_id, STAGE)
-    ctx.store.write_bytes(ctx.path(STAGE, catalog.CLASSIFIER), persist.dumps(clf))
+    clf, info = train_classifier(X, meta, X_val, meta_val, ctx.spec, ctx.models,
+                                 catalog.load_plans(ctx.store, ctx.run_id)["classifier"])
+    catalog.save_models(ctx.store, ctx.run_id, STAGE, {catalog.CLASSIFIER: clf})
     log.info("buyer classifier: %d rounds, calibration %s; validation raw %s, calibrated (cross-fitted) %s",
              info["best_iteration"], info["calibration"], info["raw"], info["calibrated_crossfit"])
     extra = {**info, "features": len(X.columns)}

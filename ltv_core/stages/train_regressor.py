@@ -8,7 +8,6 @@ from typing import Any
 
 from ltv_core import catalog
 from ltv_core.context import RunContext
-from ltv_core.models import persist
 from ltv_core.models.training import train_regressor
 from ltv_core.pipeline import Stage
 
@@ -19,11 +18,9 @@ STAGE = Stage.TRAIN_REGRESSOR
 
 def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
-    X, meta, X_val, meta_val = catalog.fit_windows(ctx.store, ctx.run_id)
     plan = catalog.load_plans(ctx.store, ctx.run_id)["regressor"]
-    reg, info = train_regressor(X, meta, X_val, meta_val, ctx.spec, ctx.models, plan)
-    ctx.store.begin_stage(ctx.run_id, STAGE)
-    ctx.store.write_bytes(ctx.path(STAGE, catalog.REGRESSOR), persist.dumps(reg))
+    reg, info = train_regressor(*catalog.fit_windows(ctx.store, ctx.run_id), ctx.spec, ctx.models, plan)
+    catalog.save_models(ctx.store, ctx.run_id, STAGE, {catalog.REGRESSOR: reg})
     log.info("regressor: best iterations %s, validation RMSE(log1p) on buyers %s", info["best_iterations"],
              info["validation_rmse_log1p_buyers"])
     return ctx.committed(timer, info)
