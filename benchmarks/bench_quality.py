@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from ltv_core import metrics
-    from ltv_core.models.training import fit_baseline_models, load_models_config, train_stack
+    from ltv_core.models.config import load_models_config
+    from ltv_core.models.training import fit_baseline_models, train_stack
 
     spec = load_spec("config/datasets/smadex_d7.yaml")
     if spec.labels.primary != "d7":

@@ -29,7 +29,8 @@ from ltv_core.features.state import FeatureState, feature_frame
 from ltv_core.models import persist
 from ltv_core.models.baselines import Baseline
 from ltv_core.models.gate import Gate
-from ltv_core.models.training import FittedStack, ResamplePlan
+from ltv_core.models.plans import ResamplePlan
+from ltv_core.models.stack import FittedStack
 from ltv_core.pipeline import Split, Stage
 from ltv_core.store import ArtifactStore
 

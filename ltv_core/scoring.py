@@ -25,7 +25,7 @@ from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
 from ltv_core.features.state import FeatureState, category_labels
 from ltv_core.models import DenseMatrix
-from ltv_core.models.training import FittedStack
+from ltv_core.models.stack import FittedStack
 from ltv_core.pipeline import Split
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore

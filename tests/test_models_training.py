@@ -12,13 +12,9 @@ import pytest
 from ltv_core.errors import DataError, SpecError
 from ltv_core.models import persist
 from ltv_core.models.baselines import TABLE_METRICS, compare, fit_baselines
-from ltv_core.models.training import (
-    load_models_config,
-    resample_stage,
-    train_classifier,
-    train_regressor,
-    train_stack,
-)
+from ltv_core.models.config import load_models_config
+from ltv_core.models.plans import resample_stage
+from ltv_core.models.training import train_classifier, train_regressor, train_stack
 from test_models_data import FAST, SPEC, make_data, split
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ltv_core import metrics
-from ltv_core.models import (FeatureSchema, booster_from_string, check_labels, lgb_params, predict_booster,
-                             train_booster)
+from ltv_core.models.lgb import booster_from_string, lgb_params, predict_booster, train_booster
+from ltv_core.models.matrix import FeatureSchema, check_labels
 
 __all__ = ["BASELINES", "Baseline", "Comparison", "compare", "fit_baselines"]
 

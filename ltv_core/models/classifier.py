@@ -1,8 +1,9 @@
 """Buyer classifier: LightGBM binary, early-stopped on validation, with a calibrated probability.
 
-What the seed got wrong (seeds_report §2.1 items 6-7, §4.6): it trained with scale_pos_weight ≈ 29
-and calibrated with ``class_weight='balanced'``, so the "calibrated" probabilities stayed inflated
-to a balanced prior; and one validation set served every purpose in-sample. Here:
+The probability must be fitted at the true buyer rate and its calibration chosen out of sample:
+class weights (``scale_pos_weight``, ``class_weight='balanced'``) in the fit or in the calibrator
+leave a "calibrated" probability inflated towards a balanced prior, and a calibrator chosen and
+scored on the rows it was fitted on looks better than it is. Here:
 
 * no class weights anywhere (refused in the params); if training used HistOS or emphasis weights,
   the raw score is first prior-corrected with the odds factor of that emphasis;
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
@@ -31,8 +31,9 @@ from sklearn.linear_model import LogisticRegression
 
 from ltv_core import metrics
 from ltv_core.errors import DataError
-from ltv_core.models import (CLASS_WEIGHT_PARAMS, FeatureSchema, booster_from_string, check_labels, lgb_params,
-                             predict_booster, train_booster)
+from ltv_core.models.lgb import (CLASS_WEIGHT_PARAMS, booster_from_string, lgb_params, predict_booster,
+                                 train_booster)
+from ltv_core.models.matrix import FeatureSchema, check_labels
 
 __all__ = ["BuyerClassifier", "Calibrator", "fit_calibrator", "prior_correct", "CALIBRATION_METHODS"]
 
@@ -251,11 +252,3 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
         obj.calibration_scores_ = state["calibration_scores"]
         obj.validation_metrics_ = state["validation_metrics"]
         return obj
-
-
-def feature_importance(booster: lgb.Booster, top: int = 20) -> dict[str, float]:
-    """Top features by total gain (for reports)."""
-    gain = booster.feature_importance("gain")
-    order = np.argsort(-gain)[:top]
-    names = booster.feature_name()
-    return {names[i]: float(gain[i]) for i in order}

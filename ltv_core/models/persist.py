@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 from ltv_core.errors import DataError
 from ltv_core.jsonutil import to_jsonable
 from ltv_core.models.baselines import Baseline
@@ -19,7 +18,7 @@ from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.gate import Gate
 from ltv_core.models.regressor import MultiHorizonRegressor
 from ltv_core.models.stacker import Stacker
-from ltv_core.models.training import FittedStack
+from ltv_core.models.stack import FittedStack
 
 __all__ = ["FORMAT", "dumps", "loads", "stack_to_blobs", "stack_from_blobs", "to_state", "from_state"]
 

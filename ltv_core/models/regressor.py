@@ -1,8 +1,8 @@
 """Multi-horizon revenue regressor on buyers, order-preserving by construction (ODMN-inspired).
 
-The seed's "ODMN" was two independent Tweedie models plus a cumulative max that never touched D7
-(seeds_report §2.1 item 9, §4.10). Here the horizons are chained like ODMN's mono units, but with
-gradient-boosted heads:
+Predictions must not decrease with the horizon, for every row, by construction: independent
+per-horizon models patched by a cumulative max afterwards can leave the primary horizon out of the
+repair. Here the horizons are chained like ODMN's mono units, but with gradient-boosted heads:
 
     head 0 (primary):   T(y_primary)                        e.g. log1p revenue, clipped >= 0
     head h (longer):    T(y_h) - T(y_{h-1}) >= 0             a non-negative increment, clipped >= 0
@@ -32,7 +32,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ltv_core.errors import DataError
-from ltv_core.models import FeatureSchema, booster_from_string, lgb_params, predict_booster, train_booster
+from ltv_core.models.lgb import booster_from_string, lgb_params, predict_booster, train_booster
+from ltv_core.models.matrix import FeatureSchema
 
 __all__ = ["MultiHorizonRegressor", "OBJECTIVES"]
 

@@ -1,16 +1,16 @@
 """Histogram resampling of the training window: HistOS (oversampling) and HHISTUS (undersampling).
 
 Both come from imbalanced *regression* (Aminian, Ribeiro, Gama 2025): a histogram of the target
-says how common each row's value is; rare values are replayed, common ones thinned. Two seed bugs
-are fixed here (seeds_report §2.1 items 5 and 10):
+says how common each row's value is; rare values are replayed, common ones thinned. Two
+invariants:
 
-* the seed ran HistOS on the binary buyer label, where the histogram has two bins and the method
-  is an exact no-op. Here the histogram is over **log1p revenue**: the zeros form one bin, the
-  buyers are spread over equal-width bins, and buyers in rare (high-revenue) bins get copies.
-* the seed's HHISTUS always dropped the maximum row (np.digitize leaves y == max edge outside every
-  bin), was unseeded, and drew the D14 labels with a second independent draw. Here every row gets a
-  bin, rows equal to the maximum are always kept, and the result is a vector of **row indices**,
-  so every horizon's labels are taken from the very rows that were kept.
+* the histogram is over **log1p revenue**, never over the binary buyer label (a histogram of a 0/1
+  label has two bins, and HistOS on it is an exact no-op): the zeros form one bin, the buyers are
+  spread over equal-width bins, and buyers in rare (high-revenue) bins get copies.
+* every row gets a bin (``np.digitize`` would leave y == the top edge outside every bin and so
+  drop the maximum row), rows equal to the maximum are always kept, every draw is seeded, and the
+  result is a vector of **row indices**, so every horizon's labels are taken from the very rows
+  that were kept (never from a second, independent draw per horizon).
 
 Both return ``ResampleResult(indices, weights)``. ``weights`` are Horvitz-Thompson correction
 weights: 1/copies for an oversampled row, 1/keep-probability for an undersampled one. Fitting with

@@ -1,8 +1,9 @@
 """Stacker: a meta-learner on **out-of-fold** base-learner predictions.
 
-The seed's StackingRegressor (seeds_report §2.1 item 14, §4.9) learned from *in-sample* Stage-1/2
-outputs, hid its inputs (passthrough=False), capped revenue features at $15, and used a
-quantile(0.65) LightGBM on a 96.5%-zero target (whose conditional 65th percentile is ~0). Here:
+A meta-learner must learn from base predictions of rows the base learners never saw (in-sample
+predictions are overconfident, and a meta-learner fitted on them trusts them too much), and its
+loss must be the one the metric rewards (a quantile loss such as the 0.65 quantile on a ~96%-zero
+target learns a conditional quantile of ~0, not a level). Here:
 
 * the training window is cut into ``n_folds`` contiguous time blocks; for each block the base
   learners are refitted on the other blocks and predict the block, so every training row gets a
@@ -26,13 +27,14 @@ On validation/holdout/scoring rows the meta-features come from the full-window m
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.special import logit
 
-from ltv_core.models import FeatureSchema, booster_from_string, lgb_params, train_booster
+from ltv_core.models.lgb import booster_from_string, lgb_params, train_booster
+from ltv_core.models.matrix import FeatureSchema
 
 __all__ = ["Stacker", "BASE_LEARNERS", "META_FEATURES", "meta_frame", "time_blocks"]
 
@@ -64,9 +66,6 @@ def meta_frame(parts: dict[str, np.ndarray], learners: Sequence[str]) -> pd.Data
     if "tweedie" in learners:
         cols["tweedie_log1p"] = np.log1p(np.maximum(parts["tweedie"], 0.0))
     return pd.DataFrame(cols)
-
-
-BaseFitter = Callable[[pd.DataFrame, np.ndarray, int, int], Any]
 
 
 class Stacker:

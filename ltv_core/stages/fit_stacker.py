@@ -10,7 +10,8 @@ from typing import Any
 from ltv_core import catalog
 from ltv_core.context import RunContext
 from ltv_core.models import persist
-from ltv_core.models.training import assemble_stack, fit_stacker
+from ltv_core.models.stack import assemble_stack
+from ltv_core.models.training import fit_stacker
 from ltv_core.pipeline import Stage
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from ltv_core.context import RunContext
 from ltv_core.pipeline import REPORT_DIR, REQUIRED_STAGES, Stage
 from ltv_core.promotion import CHAMPION, Decision, decide, read_champion
 from ltv_core.report import ReportInputs, build_report
-from ltv_core.models.training import feature_gain
+from ltv_core.models.stack import feature_gain
 from ltv_core.store import ArtifactStore, StageTimer
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """resample: the resampling plans of the training window (row positions + weights), never of any
-other window (``ltv_core.models.training.resample_stage``; docs/MODELS.md)."""
+other window (``ltv_core.models.plans.resample_stage``; docs/MODELS.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from ltv_core import catalog
 from ltv_core.context import RunContext
-from ltv_core.models.training import resample_stage
+from ltv_core.models.plans import resample_stage
 from ltv_core.pipeline import Split, Stage
 
 log = logging.getLogger(__name__)
