@@ -261,10 +261,16 @@ class ArtifactStore:
         return self.fs.exists(f"{self.stage_dir(run_id, stage)}/{MANIFEST}")
 
 
-def open_store(root: str | None = None) -> ArtifactStore:
-    """The store from an explicit root, else ``LTV_STORE_ROOT``, else ``./store`` in the project."""
+def store_root(root: str | None = None) -> str:
+    """The store root: an explicit root, else ``LTV_STORE_ROOT``, else ``<project>/store``; a local
+    path made absolute (an object-store URL as given)."""
     chosen = root or os.environ.get("LTV_STORE_ROOT") or str(project_root() / "store")
-    return ArtifactStore(chosen)
+    return chosen if "://" in chosen else os.path.abspath(chosen)
+
+
+def open_store(root: str | None = None) -> ArtifactStore:
+    """The store at :func:`store_root` (created when it is a local folder that does not exist)."""
+    return ArtifactStore(store_root(root))
 
 
 def fs_for(url: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -121,3 +121,54 @@ def test_bootstrap_replicates_match_index_resampling() -> None:
     # a callable metric takes the generic path and agrees in distribution with the built-in one
     c = M.paired_bootstrap_ci(y, good, noise, M.normalized_gini, n_boot=100, seed=0)
     assert c.diff == pytest.approx(M.normalized_gini(y, good) - M.normalized_gini(y, noise))
+
+
+# The formulas these metrics had before they came from scikit-learn: the library must give the
+# very same float (the gate and the stacker choose on them; evaluation.json prints them).
+def _r2_formula(y: np.ndarray, p: np.ndarray) -> float:
+    sst, sse = float(np.sum((y - y.mean()) ** 2)), float(np.sum((y - p) ** 2))
+    if sst == 0.0:
+        return 0.0 if sse == 0.0 else float("-inf")
+    return 1.0 - sse / sst
+
+
+def _tweedie_formula(y: np.ndarray, mu: np.ndarray, power: float) -> float:
+    m = np.maximum(mu, 1e-12)
+    dev = 2 * (np.power(y, 2 - power) / ((1 - power) * (2 - power)) - y * np.power(m, 1 - power) / (1 - power)
+               + np.power(m, 2 - power) / (2 - power))
+    return float(np.mean(dev))
+
+
+FORMULAS = {
+    "rmsle": lambda y, p: float(np.sqrt(np.mean((np.log1p(p) - np.log1p(y)) ** 2))),
+    "rmse": lambda y, p: float(np.sqrt(np.mean((p - y) ** 2))),
+    "mae": lambda y, p: float(np.mean(np.abs(p - y))),
+    "r2": _r2_formula,
+}
+
+
+def _holdout(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-inflated revenue and one of the predictor shapes the pipeline scores."""
+    n = int(rng.choice([1, 2, 3, 129, 4097, 20_000, 100_003]))
+    p_true = rng.beta(1, float(rng.choice([10, 25, 100])), n)
+    y = np.where(rng.random(n) < p_true, rng.lognormal(1, 1.2, n), 0.0)
+    if rng.random() < 0.3:
+        y = np.round(y, 2)
+    if rng.random() < 0.1:
+        y = np.full(n, float(rng.choice([0.0, 0.1, 3.3])))  # constant targets: R²'s own branch
+    pred = [np.zeros(n), np.full(n, y.mean()), np.expm1(p_true * rng.uniform(0, 3, n)),
+            y * rng.lognormal(0, 0.3, n), p_true * np.exp(rng.normal(1.5, 0.5, n)), y.copy()]
+    return y, pred[int(rng.integers(len(pred)))]
+
+
+def test_sklearn_metrics_are_bit_identical() -> None:
+    rng = np.random.default_rng(20251104)
+    for _ in range(60):
+        y, p = _holdout(rng)
+        for name, formula in FORMULAS.items():
+            np.testing.assert_array_equal(getattr(M, name)(y, p), formula(y, p), err_msg=f"{name}, {len(y)} rows")
+        power = float(rng.uniform(1.05, 1.95))
+        np.testing.assert_array_equal(M.tweedie_deviance(y, p, power), _tweedie_formula(y, p, power),
+                                      err_msg=f"tweedie {power}, {len(y)} rows")
+    assert M.r2(np.full(4, 2.0), np.full(4, 2.0)) == 0.0, "exact on a constant target: sklearn says 1.0"
+    assert M.r2(np.array([2.0]), np.array([1.0])) == -math.inf, "one row: sklearn would say NaN"

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from ltv_core.demo import airflow_bin
-from ltv_core.registry_view import ARTEFACTS, build_view
+from ltv_core.runs_view import ARTEFACTS, build_view
 from ltv_core.report import ReportInputs
 from ltv_core.stages.promote import write_report
 from ltv_core.store import ArtifactStore, safe_run_id

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ltv_core import metrics
-from ltv_core.registry_view import build_view, summarize_run
+from ltv_core.runs_view import build_view, summarize_run
 from ltv_core.report import METRIC_COLUMNS, ReportInputs, build_report, json_safe, score
 from ltv_core.stages.promote import write_report
 from ltv_core.store import ArtifactStore, safe_run_id
@@ -105,7 +105,7 @@ def test_model_block_uses_point_for_errors_and_value_for_ranking() -> None:
     assert doc["evaluation"]["horizons"]["d7"]["value"]["gini"] is None
 
 
-def test_metrics_json_round_trips_through_the_registry_view(tmp_path: Path) -> None:
+def test_metrics_json_round_trips_through_the_runs_view(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     store.commit_stage(RUN, "ingest", {"stage": "ingest", "run_id": RUN, "started_at": "2025-11-04T03:00:00+00:00",
                                        "seconds": 1.0, "inputs": {"logical_date": "2025-11-04T03:00:00+00:00"}})

@@ -4,7 +4,8 @@ Every route requires Airflow's logged-in user (the UI's ``_token`` cookie or an
 ``Authorization: Bearer`` token, via ``airflow.api_fastapi.core_api.security.get_user``) who may
 read the runs of the ``ltv_daily`` DAG. A browser without a session is redirected to Airflow's
 login page and comes back afterwards. Files are served only from the allowlist in
-:mod:`ltv_core.registry_view`; everything is read-only.
+:mod:`ltv_core.runs_view`, with the media types and the login exemption of data-docs assets of
+``ltv_reports.files``; everything is read-only.
 """
 
 from __future__ import annotations
@@ -24,18 +25,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ltv_core.demo import DAG_ID
 from ltv_core.errors import DataError
-from ltv_core.registry_view import (
+from ltv_core.runs_view import (
     ArtefactNotFound,
-    RegistryView,
+    RunsView,
     artefact_path,
     build_view,
-    data_docs_asset_path,
     data_docs_path,
-    media_type,
     open_readonly,
-    store_label,
 )
-from ltv_core.store import ArtifactStore
+from ltv_core.store import ArtifactStore, store_root
+from ltv_reports.files import media_type, public_asset_path
 from ltv_reports.render import render_runs
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ async def _login_redirect(request: Request, exc: StarletteHTTPException) -> Resp
 def _store() -> ArtifactStore:
     store = open_readonly()
     if store is None:
-        raise ArtefactNotFound(f"the artefact store {store_label()} does not exist")
+        raise ArtefactNotFound(f"the artefact store {store_root()} does not exist")
     return store
 
 
@@ -111,9 +110,9 @@ def create_app() -> FastAPI:
         try:
             view = build_view(limit=limit)
         except (OSError, DataError) as exc:  # e.g. S3 unreachable, credentials missing
-            log.exception("cannot read the artefact store %s", store_label())
-            unavailable = RegistryView(store_url=store_label(), store_exists=False, champion=None,
-                                       runs=(), total_runs=0)
+            log.exception("cannot read the artefact store %s", store_root())
+            unavailable = RunsView(store_url=store_root(), store_exists=False, champion=None,
+                                   runs=(), total_runs=0)
             page = render_runs(unavailable, DAG_ID, error=f"{type(exc).__name__}: {exc}")
             return HTMLResponse(page, status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
                                 headers=PAGE_HEADERS)
@@ -124,7 +123,7 @@ def create_app() -> FastAPI:
         try:
             return asdict(build_view(limit=limit))
         except (OSError, DataError) as exc:
-            log.exception("cannot read the artefact store %s", store_label())
+            log.exception("cannot read the artefact store %s", store_root())
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                                 f"cannot read the artefact store: {type(exc).__name__}: {exc}") from None
 
@@ -132,7 +131,7 @@ def create_app() -> FastAPI:
     # (css, fonts, images under static/; never HTML, JSON or scripts) are served without login.
     @app.get("/runs/{folder}/data_docs/static/{relpath:path}")
     def data_docs_asset(store: Store, folder: str, relpath: str) -> Response:
-        return _file(store, data_docs_asset_path(store, folder, relpath))
+        return _file(store, public_asset_path(store, folder, relpath))
 
     @app.get("/runs/{folder}/data_docs/{relpath:path}")
     def data_docs(_: Reader, store: Store, folder: str, relpath: str) -> Response:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ltv_core.registry_view import RegistryView
+from ltv_core.runs_view import RunsView
+from ltv_core.timeutil import try_parse_time
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DASH = "\u2014"
@@ -29,16 +29,12 @@ def fmt_metric(value: float | None) -> str:
 
 
 def fmt_time(value: str | None) -> str:
-    """ISO time as 'YYYY-MM-DD HH:MM UTC'; anything unparseable is shown as it is."""
+    """ISO time as 'YYYY-MM-DD HH:MM UTC' (a naive time is UTC); anything unparseable is shown as
+    it is."""
     if not value:
         return DASH
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc)
-    return parsed.strftime("%Y-%m-%d %H:%M UTC")
+    parsed = try_parse_time(value)
+    return value if parsed is None else parsed.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -58,7 +54,7 @@ def _environment() -> Environment:
     return env
 
 
-def render_runs(view: RegistryView, dag_id: str, error: str | None = None) -> str:
+def render_runs(view: RunsView, dag_id: str, error: str | None = None) -> str:
     """The page; links are relative to it, so it works under any api-server base URL."""
     return _environment().get_template("runs.html").render(view=view, dag_id=dag_id, links=LINKS,
                                                            error=error)

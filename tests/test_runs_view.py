@@ -1,22 +1,25 @@
-"""ltv_core.registry_view: the store read model behind the "LTV runs" page, and its file allowlist."""
+"""ltv_core.runs_view: the store read model behind the "LTV runs" page, and its file allowlist;
+plus the plugin's HTTP policy on top of that allowlist (``plugins/ltv_reports/files.py``)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from ltv_core.registry_view import (
+from ltv_core.runs_view import (
     ArtefactNotFound,
     artefact_path,
     build_view,
-    data_docs_asset_path,
     data_docs_path,
     is_valid_folder,
-    media_type,
 )
 from ltv_core.store import ArtifactStore, safe_run_id
+
+FILES = Path(__file__).resolve().parent.parent / "plugins" / "ltv_reports" / "files.py"
 
 OLD = "scheduled__2025-11-03T03:00:00+00:00"
 NEW = "scheduled__2025-11-04T03:00:00+00:00"
@@ -38,6 +41,15 @@ def _decision(store: ArtifactStore, run_id: str, promoted: bool, reason: str, **
     store.write_json(f"{store.stage_dir(run_id, 'promote')}/decision.json", {
         "run_id": run_id, "promoted": promoted, "reason": reason, "tolerance": 0.0,
         "decided_at": "2025-11-04T04:00:00+00:00", **extra})
+
+
+def _files() -> ModuleType:
+    """plugins/ltv_reports/files.py alone (importing the package would import Airflow)."""
+    spec = importlib.util.spec_from_file_location("ltv_reports_files", FILES)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
@@ -140,10 +152,11 @@ def test_artefact_allowlist(store: ArtifactStore) -> None:
 
 
 def test_data_docs_paths(store: ArtifactStore) -> None:
+    public_asset_path = _files().public_asset_path
     old = safe_run_id(OLD)
     assert data_docs_path(store, old, "").endswith("/validate/data_docs/index.html")
     assert data_docs_path(store, old, f"validations/suite/{OLD}/r.html").endswith("/r.html")
-    assert data_docs_asset_path(store, old, "styles/a.css").endswith("/data_docs/static/styles/a.css")
+    assert public_asset_path(store, old, "styles/a.css").endswith("/data_docs/static/styles/a.css")
     bad = ["../result.json", "static/../../report/report.html", "/etc/passwd", "static//a.css",
            "a\\..\\b.html", "index.html\n", "static/styles", "index.html/", ".", "..", "x.py",
            "static/styles/missing.css"]
@@ -152,10 +165,11 @@ def test_data_docs_paths(store: ArtifactStore) -> None:
             data_docs_path(store, old, relpath)
     for relpath in ["../index.html", "../../report/report.html", "styles/a.html"]:
         with pytest.raises(ArtefactNotFound):
-            data_docs_asset_path(store, old, relpath)
+            public_asset_path(store, old, relpath)
 
 
 def test_folder_names_and_media_types() -> None:
+    media_type = _files().media_type
     assert is_valid_folder(safe_run_id("manual__2026-11-23T09:05:12.211636+00:00"))
     assert not any(is_valid_folder(f) for f in ["..", ".x", "a/b", "a b", "", "a" * 300, "a\x00", "a\n"])
     assert media_type("x/report.html").startswith("text/html")

@@ -1,12 +1,14 @@
-"""A read-only view of the runs in the artefact store, for the "LTV runs" page of the Airflow UI.
+"""The runs view: a read-only model of the runs in the artefact store, for the "LTV runs" page.
 
-Pure (no Airflow import): lists ``<store>/runs/*``, reads each run's stage manifests, validation
+Pure (no Airflow, no HTTP): lists ``<store>/runs/*``, reads each run's stage manifests, validation
 outcome, promotion decision and report metrics, and the champion pointer. A run whose files are
 unreadable is still listed, with the problem named, so one bad run never hides the others.
 
-It also resolves the artefact files the page may serve, from an allowlist: a run folder must be
+It also resolves which of a run's files exist to be shown, from an allowlist: a run folder must be
 an existing ``runs/<folder>`` with a path-safe name, an artefact one of :data:`ARTEFACTS`, and a
-data-docs file a plain relative path (no ``..``, no absolute path) with a known extension.
+data-docs file a plain relative path (no ``..``, no absolute path) of a type a data-docs site is
+made of (:data:`DATA_DOCS_FILE_TYPES`). How files are served (media types, which need no login) is
+the plugin's business (``plugins/ltv_reports/files.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from ltv_core.errors import DataError
-from ltv_core.promotion import CHAMPION, HIGHER_IS_BETTER
-from ltv_core.store import MANIFEST, ArtifactStore, open_store, safe_run_id
+from ltv_core.promotion import CHAMPION, HIGHER_IS_BETTER, read_champion
+from ltv_core.store import MANIFEST, ArtifactStore, open_store, safe_run_id, store_root
+from ltv_core.timeutil import try_parse_time
 
 DEFAULT_PRIMARY_METRIC = "rmsle"
 
@@ -35,24 +38,9 @@ ARTEFACTS: dict[str, tuple[str, str]] = {
 DATA_DOCS = ("validate", "data_docs")
 DATA_DOCS_INDEX = "index.html"
 
-# Files a Great Expectations data-docs site is made of, with the media type they are served as.
-MEDIA_TYPES: dict[str, str] = {
-    ".html": "text/html; charset=utf-8",
-    ".json": "application/json",
-    ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".svg": "image/svg+xml",
-    ".ico": "image/x-icon",
-    ".otf": "font/otf",
-    ".ttf": "font/ttf",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-}
-# The data docs' generic assets (GE's bundle under static/), which need no login to be served.
-PUBLIC_ASSET_TYPES = frozenset({".css", ".png", ".jpg", ".svg", ".ico", ".otf", ".ttf", ".woff", ".woff2"})
-DATA_DOCS_ASSETS = "static"
+# The types of file a Great Expectations data-docs site is made of: any other is never shown.
+DATA_DOCS_FILE_TYPES = frozenset({".html", ".json", ".css", ".js", ".png", ".jpg", ".svg", ".ico",
+                                  ".otf", ".ttf", ".woff", ".woff2"})
 
 # safe_run_id() output: Airflow run ids with ':' -> '-' and '+' -> '_'. No leading dot, so never '..'.
 _FOLDER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}")
@@ -64,7 +52,7 @@ PromotionStatus = Literal["promoted", "rejected", "pending"]
 
 
 class ArtefactNotFound(LookupError):
-    """The request names no servable artefact: unknown name, unsafe path, or no such file."""
+    """The name is of no allowlisted artefact: unknown name, unsafe path, or no such file."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +115,7 @@ class Champion:
 
 
 @dataclass(frozen=True)
-class RegistryView:
+class RunsView:
     store_url: str
     store_exists: bool
     champion: Champion | None
@@ -137,27 +125,14 @@ class RegistryView:
 
 
 # --- store access --------------------------------------------------------------------------------
-def store_root_from_env() -> str | None:
-    """``LTV_STORE_ROOT`` (what the DAG uses when no param/config overrides it), else the default."""
-    return os.environ.get("LTV_STORE_ROOT") or None
-
-
-def store_label(root: str | None = None) -> str:
-    """The store root the page reads: ``root``, else ``LTV_STORE_ROOT``, else ``<project>/store``."""
-    chosen = root or store_root_from_env()
-    if chosen:
-        return chosen if "://" in chosen else os.path.abspath(chosen)
-    from ltv_core.yamlconf import project_root
-
-    return str(project_root() / "store")
-
-
 def open_readonly(root: str | None = None) -> ArtifactStore | None:
-    """The store, or None when a local root does not exist (opening it would create it)."""
-    label = store_label(root)
-    if "://" not in label and not os.path.isdir(label):
+    """The store :func:`ltv_core.store.open_store` opens (``root``, else ``LTV_STORE_ROOT``, else
+    ``<project>/store``), or None when that is a local folder that does not exist (opening it would
+    create it)."""
+    chosen = store_root(root)
+    if "://" not in chosen and not os.path.isdir(chosen):
         return None
-    return open_store(label)
+    return open_store(chosen)
 
 
 def is_valid_folder(folder: str) -> bool:
@@ -195,7 +170,7 @@ def data_docs_path(store: ArtifactStore, folder: str, relpath: str) -> str:
     segments = rel.split("/")
     if any(_SEGMENT_RE.fullmatch(s) is None for s in segments):
         raise ArtefactNotFound(f"not a data-docs path: {relpath!r}")
-    if os.path.splitext(segments[-1])[1].lower() not in MEDIA_TYPES:
+    if os.path.splitext(segments[-1])[1].lower() not in DATA_DOCS_FILE_TYPES:
         raise ArtefactNotFound(f"not a data-docs file type: {relpath!r}")
     path = _run_path(store, folder, *DATA_DOCS, *segments)
     if not store.exists(path) or store.fs.isdir(path):
@@ -203,28 +178,7 @@ def data_docs_path(store: ArtifactStore, folder: str, relpath: str) -> str:
     return path
 
 
-def data_docs_asset_path(store: ArtifactStore, folder: str, relpath: str) -> str:
-    """Store path of a file under a run's ``data_docs/static/`` of a :data:`PUBLIC_ASSET_TYPES` type."""
-    if os.path.splitext(relpath)[1].lower() not in PUBLIC_ASSET_TYPES:
-        raise ArtefactNotFound(f"not a data-docs asset: {relpath!r}")
-    return data_docs_path(store, folder, f"{DATA_DOCS_ASSETS}/{relpath}")
-
-
-def media_type(path: str) -> str:
-    return MEDIA_TYPES.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
-
-
 # --- summaries -----------------------------------------------------------------------------------
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -249,8 +203,17 @@ def _read_json(store: ArtifactStore, path: str, problems: list[str]) -> dict[str
     return data
 
 
-def read_champion(store: ArtifactStore, problems: list[str]) -> Champion | None:
-    pointer = _read_json(store, store.path(CHAMPION), problems)
+def champion_summary(store: ArtifactStore, problems: list[str]) -> Champion | None:
+    """The champion pointer (``ltv_core.promotion.read_champion``) as shown on the page; None when
+    there is none or it is unreadable (the problem is added to ``problems``)."""
+    try:
+        pointer = read_champion(store)
+    except (DataError, ValueError, OSError) as exc:
+        problems.append(f"unreadable {CHAMPION}: {exc}")
+        return None
+    if pointer is not None and not isinstance(pointer, dict):
+        problems.append(f"{CHAMPION} is not a JSON object")
+        return None
     if pointer is None or not isinstance(pointer.get("run_id"), str):
         if pointer is not None:
             problems.append(f"{CHAMPION} has no run_id")
@@ -277,7 +240,7 @@ def _stages(store: ArtifactStore, folder: str, problems: list[str]) -> list[tupl
         found.append((StageInfo(name, manifest.get("started_at"), _number(manifest.get("seconds"))),
                       manifest))
     epoch = datetime.min.replace(tzinfo=timezone.utc)
-    found.sort(key=lambda sm: (_parse_time(sm[0].started_at) or epoch, sm[0].name))
+    found.sort(key=lambda sm: (try_parse_time(sm[0].started_at) or epoch, sm[0].name))
     return found
 
 
@@ -360,19 +323,18 @@ def summarize_run(store: ArtifactStore, folder: str, champion: Champion | None =
 
 def _newest_first(run: RunSummary) -> tuple[datetime, datetime, str]:
     epoch = datetime.min.replace(tzinfo=timezone.utc)
-    return (_parse_time(run.started_at) or epoch, _parse_time(run.logical_date) or epoch, run.folder)
+    return (try_parse_time(run.started_at) or epoch, try_parse_time(run.logical_date) or epoch, run.folder)
 
 
-def build_view(root: str | None = None, limit: int | None = None) -> RegistryView:
+def build_view(root: str | None = None, limit: int | None = None) -> RunsView:
     """Every run in the store (newest first, at most ``limit``), the champion, and any problems."""
-    label = store_label(root)
     store = open_readonly(root)
     if store is None:
-        return RegistryView(store_url=label, store_exists=False, champion=None, runs=(), total_runs=0)
+        return RunsView(store_url=store_root(root), store_exists=False, champion=None, runs=(), total_runs=0)
     problems: list[str] = []
-    champion = read_champion(store, problems)
+    champion = champion_summary(store, problems)
     runs = sorted((summarize_run(store, f, champion) for f in list_run_folders(store)),
                   key=_newest_first, reverse=True)
     shown = runs if limit is None else runs[:limit]
-    return RegistryView(store_url=store.url, store_exists=True, champion=champion,
+    return RunsView(store_url=store.url, store_exists=True, champion=champion,
                         runs=tuple(shown), total_runs=len(runs), problems=tuple(problems))
