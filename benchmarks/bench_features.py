@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltv_core.cluster import TRIM_KEY  # noqa: E402
 from ltv_core.config import DaskConfig  # noqa: E402
-from ltv_core.features import FeatureBuilder, FeatureState, load_features_config  # noqa: E402
+from ltv_core.features import FeatureBuilder, FeatureFitter, FeatureState, load_features_config  # noqa: E402
 from ltv_core.ingest import EVENT_TS  # noqa: E402
 from ltv_core.spec import DatasetSpec, FeatureKind, load_spec  # noqa: E402
 
@@ -168,11 +168,11 @@ def bare_read(files: list[Path]) -> tuple[int, float]:
 # --- (a) vectorised features -------------------------------------------------------------------------------
 def fit_state(files: list[Path], spec: DatasetSpec, n: int, threads: int = 1
               ) -> tuple[FeatureBuilder, FeatureState, float]:
-    builder = FeatureBuilder(spec, load_features_config(ROOT / "config/features.yaml"), threads=threads)
+    fitter = FeatureFitter(spec, load_features_config(ROOT / "config/features.yaml"), threads=threads)
     t0 = time.perf_counter()
     parts = [(partition_value(f), staged(pq.read_table(f), spec, partition_value(f))) for f in files[:n]]
-    state = builder.fit(parts)
-    return builder, state, time.perf_counter() - t0
+    state = fitter.fit(parts)
+    return fitter.builder, state, time.perf_counter() - t0
 
 
 def transform_all(files: list[Path], spec: DatasetSpec, builder: FeatureBuilder, state: FeatureState,

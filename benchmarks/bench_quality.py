@@ -83,7 +83,7 @@ def build_features(spec: DatasetSpec, data: Path, cache: Path, val_hours: int = 
     """(X, meta) per split; fitted on the training window only. Cached by the features config and
     the split."""
     try:
-        from ltv_core.features import FeatureBuilder, load_features_config
+        from ltv_core.features import FeatureFitter, load_features_config
         from ltv_core.features.state import category_labels
     except Exception as exc:  # the feature builder is developed in parallel
         print(json.dumps({"error": f"ltv_core.features is not usable yet: {exc!r}"}))
@@ -91,7 +91,8 @@ def build_features(spec: DatasetSpec, data: Path, cache: Path, val_hours: int = 
     from ltv_core.store import config_hash
 
     fcfg = load_features_config()
-    builder = FeatureBuilder(spec, fcfg)
+    fitter = FeatureFitter(spec, fcfg)
+    builder = fitter.builder
     split_tag = "" if (val_hours, hold_hours) == (24, 24) else f"-v{val_hours}h{hold_hours}"
     fdir = cache / f"features-{config_hash(fcfg.fingerprint())[:12]}{split_tag}"
     if all((fdir / f"{s}.parquet").exists() for s in SPLITS):
@@ -100,7 +101,7 @@ def build_features(spec: DatasetSpec, data: Path, cache: Path, val_hours: int = 
     parts = partitions(spec, data)
     cut_val, cut_hold = HOURS - val_hours - hold_hours, HOURS - hold_hours
     t0 = time.perf_counter()
-    state = builder.fit(parts[:cut_val])
+    state = fitter.fit(parts[:cut_val])
     log(f"features fitted on {cut_val} training partitions in {time.perf_counter() - t0:.1f}s: "
         f"{len(state.feature_names)} features")
     labels = [h.revenue for h in spec.labels.horizons]

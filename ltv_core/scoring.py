@@ -23,6 +23,7 @@ import pyarrow as pa
 from ltv_core import catalog
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
+from ltv_core.features.plan import PLAN_SAMPLE_ROWS
 from ltv_core.features.state import FeatureState, category_labels
 from ltv_core.models import DenseMatrix
 from ltv_core.models.stack import FittedStack
@@ -107,7 +108,7 @@ class Scorer:
         """Make the pruned plan from the first rows of ``path`` (all the plan looks at), before the
         partitions are scored elsewhere: the stage ships the scorer with its plan to the workers."""
         if self.prune and not self._plan_cache:
-            self.read(store, path, max_rows=self.builder.PLAN_SAMPLE_ROWS)
+            self.read(store, path, max_rows=PLAN_SAMPLE_ROWS)
 
     def features(self, table: pa.Table, reuse_buffer: bool = False) -> DenseMatrix:
         """The model matrix of raw rows, straight from the builder (no Arrow table, no category frame).

@@ -1,4 +1,5 @@
-"""FeatureBuilder: fitting from partials, persisted state, leakage guard, train/serve consistency."""
+"""FeatureFitter and FeatureBuilder: fitting from partials, persisted state, leakage guard, train/serve
+consistency, pruned transforms."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import yaml
 
 from ltv_core.errors import DataError, SpecError
 from ltv_core.store import ArtifactStore
-from ltv_core.features import FeatureBuilder, FeatureState, assert_no_leakage, assign_folds, load_features_config
-from ltv_core.features.builder import carry_columns
+from ltv_core.features import (FeatureBuilder, FeatureFitter, FeatureState, assert_no_leakage, assign_folds,
+                               load_features_config)
+from ltv_core.features.columns import carry_columns
 from ltv_core.features.config import parse_features_config
 from ltv_core.features.fitting import merge_all
 from ltv_core.ingest import EVENT_TS, align_table
@@ -56,8 +58,8 @@ def synthetic(tmp_path_factory) -> dict[str, list[tuple[str, pa.Table]]]:
 
 @pytest.fixture(scope="session")
 def fitted(synthetic) -> tuple[FeatureBuilder, FeatureState]:
-    builder = FeatureBuilder(SPEC, CONFIG)
-    return builder, builder.fit(synthetic["train"])
+    fitter = FeatureFitter(SPEC, CONFIG)
+    return fitter.builder, fitter.fit(synthetic["train"])
 
 
 def small_config(**changes) -> "object":
@@ -118,12 +120,12 @@ def test_reloaded_state_transforms_bit_identically(fitted, synthetic):
 
 
 def test_partials_merge_in_any_order_to_the_same_state(synthetic):
-    builder = FeatureBuilder(SPEC, CONFIG)
+    fitter = FeatureFitter(SPEC, CONFIG)
     folds = assign_folds([p for p, _ in synthetic["train"]], CONFIG.target_encoding.folds)
-    partials = [builder.partial_stats(t, p, folds[p]) for p, t in synthetic["train"]]
-    a = builder.fit_state(merge_all(partials), folds)
-    b = builder.fit_state(merge_all(partials[::-1]), folds)
-    assert a.to_json() == b.to_json() == builder.fit(synthetic["train"][::-1]).to_json()
+    partials = [fitter.partial_stats(t, p, folds[p]) for p, t in synthetic["train"]]
+    a = fitter.fit_state(merge_all(partials), folds)
+    b = fitter.fit_state(merge_all(partials[::-1]), folds)
+    assert a.to_json() == b.to_json() == fitter.fit(synthetic["train"][::-1]).to_json()
 
 
 def test_output_types_and_finite_or_nan(fitted, synthetic):
@@ -262,8 +264,8 @@ def test_missing_indicator_decided_at_fit_and_kept(synthetic):
              for p, t in synthetic["train"]]
     parts = [(p, _set(t, "avg_days_ins", pa.array(np.full(t.num_rows, 3.0)))) for p, t in parts]
     cfg = small_config(**{"missing_indicators.threshold": 0.05})
-    builder = FeatureBuilder(SPEC, cfg)
-    state = builder.fit(parts)
+    fitter = FeatureFitter(SPEC, cfg)
+    builder, state = fitter.builder, fitter.fit(parts)
     assert "release_msrp" in state.missing_indicators and "avg_days_ins" not in state.missing_indicators
     assert state.missing_share["release_msrp"] == pytest.approx(0.1, abs=0.01)
     scoring = synthetic["test"][0][1]
@@ -277,8 +279,8 @@ def test_missing_indicator_decided_at_fit_and_kept(synthetic):
 
 def test_categorical_vocabulary_top_n_min_count_and_stable_codes(synthetic):
     cfg = small_config(**{"categorical.top_n": 3, "categorical.min_count": 1, "categorical.overrides": {}})
-    builder = FeatureBuilder(SPEC, cfg)
-    state = builder.fit(synthetic["train"])
+    fitter = FeatureFitter(SPEC, cfg)
+    builder, state = fitter.builder, fitter.fit(synthetic["train"])
     vocab = state.vocabularies["country"]
     assert len(vocab) == 3
     counts = pc.value_counts(pa.concat_arrays([t.column("country").combine_chunks() for _, t in synthetic["train"]]))
@@ -293,14 +295,15 @@ def test_categorical_vocabulary_top_n_min_count_and_stable_codes(synthetic):
 
 
 def test_geo_aggregates_use_feature_values_never_labels(synthetic):
-    builder = FeatureBuilder(SPEC, CONFIG)
+    fitter = FeatureFitter(SPEC, CONFIG)
+    builder = fitter.builder
     shuffled = []
     rng = np.random.default_rng(0)
     for p, t in synthetic["train"]:
         for h in SPEC.labels.horizons:
             t = _set(t, h.revenue, pa.array(rng.permutation(t.column(h.revenue).to_numpy())))
         shuffled.append((p, t))
-    a, b = builder.fit(synthetic["train"]), builder.fit(shuffled)
+    a, b = fitter.fit(synthetic["train"]), fitter.fit(shuffled)
     assert a.geo == b.geo and a.vocabularies == b.vocabularies
     assert a.target_encoding != b.target_encoding  # only target encoding reads labels
     g = a.geo["release_msrp__by_country"]
@@ -325,8 +328,7 @@ def test_each_group_can_be_switched_off(synthetic, group, prefix):
     cfg = small_config(**{f"{group}.enabled": False})
     if group in ("key_lookups", "geo_aggregates"):  # interactions / geo reference their outputs
         cfg = small_config(**{f"{group}.enabled": False, "interactions.enabled": False})
-    builder = FeatureBuilder(SPEC, cfg)
-    names = builder.fit(synthetic["train"][:2]).feature_names
+    names = FeatureFitter(SPEC, cfg).fit(synthetic["train"][:2]).feature_names
     if group == "categorical":
         assert "dev_model" not in names
     else:
@@ -336,7 +338,7 @@ def test_each_group_can_be_switched_off(synthetic, group, prefix):
 def test_interaction_naming_an_unknown_feature_fails_naming_it(synthetic):
     cfg = small_config(**{"interactions.features": [{"name": "x", "op": "ratio", "a": "nope__sum", "b": "release_msrp"}]})
     with pytest.raises(SpecError, match="nope__sum"):
-        FeatureBuilder(SPEC, cfg).fit(synthetic["train"][:2])
+        FeatureFitter(SPEC, cfg).fit(synthetic["train"][:2])
 
 
 # --- edge cases and loud failures ----------------------------------------------------------------------
@@ -356,8 +358,7 @@ def test_zero_rows_and_all_null_columns(fitted, synthetic):
 
 
 def test_single_training_partition_skips_target_encoding_with_a_note(synthetic):
-    builder = FeatureBuilder(SPEC, CONFIG)
-    state = builder.fit(synthetic["train"][:1])
+    state = FeatureFitter(SPEC, CONFIG).fit(synthetic["train"][:1])
     assert not any("__te_" in n for n in state.feature_names) and "skipped" in state.te_note
 
 

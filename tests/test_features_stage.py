@@ -19,7 +19,7 @@ from ltv_core.catalog import load_feature_matrix, load_feature_state
 from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.features import FeatureBuilder
-from ltv_core.features.builder import carry_columns
+from ltv_core.features.columns import carry_columns
 from ltv_core.ingest import EVENT_TS
 from ltv_core.params import RunParams
 from ltv_core.pipeline import Stage

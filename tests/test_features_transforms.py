@@ -1,7 +1,7 @@
 """Per-kind transforms on hand-made Arrow arrays: values, null vs empty, invalid timestamps, extremes.
 
 Each transform is also checked against a slow per-row Python reference on random maps
-(hypothesis), the way the seed parsed nested columns but done right (lists of (key, value) pairs).
+(hypothesis) that reads nested columns as Python sees them: a map is a list of (key, value) pairs.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def test_ragged_top_k_only_sorts_long_rows():
 
 
 # --- against a per-row Python reference -------------------------------------------------------------------
-def _ref_map(row):  # the seed's shape of data: a list of (key, value) tuples, or None
+def _ref_map(row):  # a map as Python sees it: a list of (key, value) tuples, or None
     if row is None:
         return dict(count=math.nan, sum=math.nan, max=math.nan, top1_share=math.nan)
     vals = [v for _, v in row if v is not None and math.isfinite(v)]

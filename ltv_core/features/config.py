@@ -2,8 +2,8 @@
 
 The config says which feature groups are built and with which knobs; the dataset spec says what
 the columns are. Every group has an ``enabled`` switch. Cross-checks that need the spec (a lookup
-naming a label column, an interaction naming an unknown feature) happen in the builder, which
-knows both, and fail with the group and the name at fault.
+naming a label column, an interaction naming an unknown feature) happen in ``columns.py`` (when
+a builder is made) and at fit, which know both, and fail with the group and the name at fault.
 """
 
 from __future__ import annotations

@@ -123,10 +123,6 @@ def te_partial(category: pa.Array, targets: dict[str, np.ndarray], fold: int) ->
     return pd.DataFrame(cols, index=index)
 
 
-def inner_key_counts(keys: pa.Array) -> pd.Series:
-    return value_counts(keys)
-
-
 # --- finalize merged statistics into fitted parameters -------------------------------------------------
 def top_values(counts: pd.Series | None, top_n: int, min_count: int) -> list[str]:
     """The top-N values by count with at least ``min_count`` rows; ties broken by value (stable)."""

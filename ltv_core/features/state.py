@@ -1,7 +1,8 @@
 """Fitted feature state: everything learned from the training split, as one JSON document.
 
 Fitted once on ``train`` and reused unchanged for validation, holdout and scoring, so that a raw
-row always maps to the same feature vector (the seed refit its imputer on every inference chunk).
+row always maps to the same feature vector (nothing is refit on a validation, holdout or scoring
+batch, so no row's vector depends on the batch it is scored in).
 The state embeds the features config it was fitted with: transforming later with the state never
 re-reads ``config/features.yaml``, so an edited YAML cannot skew a run that already has a state.
 """

@@ -50,8 +50,8 @@ def timestamp_age_days(arr: pa.Array, event_ts: np.ndarray, tolerance_s: float) 
 def event_time(event_ts: np.ndarray) -> Stats:
     """Hour of day and weekday (Mon=0) of the event time, as points on the unit circle.
 
-    Computed from the int64 ``_event_ts`` (UTC), never from the string ``hour`` column: the seed
-    hashed that string first and took sin/cos of the hash.
+    Computed from the int64 ``_event_ts`` (UTC), never from the string ``hour`` column: sin/cos
+    must be taken of the hour itself (a hash of the string would put neighbouring hours anywhere).
     """
     ts = event_ts.astype(np.int64)
     hour = np.floor_divide(ts, 3600) % 24
@@ -75,6 +75,18 @@ def categorical_codes(arr: pa.Array, vocab: list[str] | pa.Array) -> np.ndarray:
     if arr.null_count:
         codes[~valid_mask(arr)] = -1
     return codes
+
+
+def index_in(arr: pa.Array, values: list[str], value_set: pa.Array | None = None) -> np.ndarray:
+    """Position of each row's value in ``values`` (-1: null or not listed); ``value_set``: the same
+    list already as an Arrow array."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    if not values:
+        return np.full(len(arr), -1, dtype=np.int64)
+    value_set = pa.array(values, type=arr.type) if value_set is None else value_set.cast(arr.type)
+    idx = pc.index_in(arr, value_set=value_set)
+    return int_values(idx, -1)
 
 
 # --- flattened maps (shared by a column's statistics and its key lookups) -------------------------

@@ -24,8 +24,10 @@ from ltv_core.cluster import Job, dask_client, fan_out
 from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.features import fitting
-from ltv_core.features.builder import FeatureBuilder, assign_folds, carry_columns
+from ltv_core.features.builder import FeatureBuilder
+from ltv_core.features.columns import assign_folds, carry_columns
 from ltv_core.features.config import FeaturesConfig, load_features_config
+from ltv_core.features.fitter import FeatureFitter
 from ltv_core.features.state import FeatureState
 from ltv_core.pipeline import Split, Stage, split_order
 from ltv_core.spec import DatasetSpec
@@ -47,9 +49,9 @@ def fit_partition(store_url: str, path: str, partition: str, fold: int | None, s
                   fconfig: dict[str, Any]) -> fitting.PartialStats:
     """Worker task: additive statistics of one staged training file."""
     store = ArtifactStore(store_url)
-    builder = FeatureBuilder(spec, FeaturesConfig.model_validate(fconfig))
-    table = store.read_parquet(path, _input_columns(builder, labelled=True), skip_missing=True)
-    return builder.partial_stats(table, partition, fold)
+    fitter = FeatureFitter(spec, FeaturesConfig.model_validate(fconfig))
+    table = store.read_parquet(path, _input_columns(fitter.builder, labelled=True), skip_missing=True)
+    return fitter.partial_stats(table, partition, fold)
 
 
 def transform_file(store_url: str, in_path: str, out_path: str, spec: DatasetSpec, state: FeatureState,
@@ -65,10 +67,10 @@ def transform_file(store_url: str, in_path: str, out_path: str, spec: DatasetSpe
             "worker": os.getpid()}
 
 
-def _fit(client: Any, store: ArtifactStore, builder: FeatureBuilder, train_files: list[dict[str, Any]],
+def _fit(client: Any, store: ArtifactStore, fitter: FeatureFitter, train_files: list[dict[str, Any]],
          spec: DatasetSpec) -> FeatureState:
-    folds = assign_folds([f["partition"] for f in train_files], builder.config.target_encoding.folds)
-    cfg = builder.config.model_dump(mode="json")
+    folds = assign_folds([f["partition"] for f in train_files], fitter.config.target_encoding.folds)
+    cfg = fitter.config.model_dump(mode="json")
     jobs = [Job(f"fit {f['partition']}", f["path"],
                 (store.url, f["path"], f["partition"], folds[f["partition"]], spec, cfg)) for f in train_files]
     merged, pending = fitting.PartialStats(), []
@@ -78,7 +80,7 @@ def _fit(client: Any, store: ArtifactStore, builder: FeatureBuilder, train_files
             merged = merged.merge(fitting.merge_all(pending))
             pending = []
             log.info("[fit %d/%d] merged partial statistics (%d rows so far)", done, len(jobs), merged.rows)
-    return builder.fit_state(merged, folds)
+    return fitter.fit_state(merged, folds)
 
 
 def _transform_split(client: Any, store: ArtifactStore, spec: DatasetSpec, state_future: Any, state: FeatureState,
@@ -102,7 +104,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     store, spec, run_id = ctx.store, ctx.spec, ctx.run_id
     store.read_manifest(run_id, Stage.VALIDATE)  # never featurise data that failed validation
     fconfig = load_features_config(ctx.config.features_config)
-    builder = FeatureBuilder(spec, fconfig)
+    fitter = FeatureFitter(spec, fconfig)
     ingest = catalog.staged_outputs(store, run_id)
     if Split.TRAIN not in ingest:
         raise DataError(f"run {run_id!r}: the ingest stage staged no 'train' split (splits: {sorted(ingest)})")
@@ -112,7 +114,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     with dask_client(ctx.config.dask) as client:
         t0 = time.time()
         train_files = sorted(ingest[Split.TRAIN]["files"], key=lambda f: f["partition"])
-        state = _fit(client, store, builder, train_files, spec)
+        state = _fit(client, store, fitter, train_files, spec)
         timings["fit"] = round(time.time() - t0, 3)
         state_path = store.write_json(ctx.path(STAGE, catalog.FEATURE_STATE), state.to_dict())
         log.info("fitted feature state on %d training rows: %d features (%d categorical) -> %s", state.train_rows,

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from ltv_core.features.ragged import (
+from ltv_core.synthetic.arrow_build import (
     dedupe_entries,
     list_array,
     map_array,
