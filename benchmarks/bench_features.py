@@ -20,7 +20,7 @@
    (``feature_with_write_rows_per_s``; skip with ``--no-write``).
 5. (a') the same transform in ONE process (``--threads`` threads, streaming one partition at a time;
    the write of each feature file timed apart): ``feature_rows_per_s_single_process``.
-6. (b) per-row reference: the same transforms written the way the seed parsed nested fields
+6. (b) per-row reference: the same transforms written the naive way, parsing nested fields per row
    (``for row in table.to_pylist()``, iterating each map's (key, value) tuples), on a subset of
    ``--ref-rows`` rows, in a child process; its rows/s is extrapolated from the subset.
 
@@ -41,14 +41,12 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -61,50 +59,13 @@ from ltv_core.features import FeatureBuilder, FeatureFitter, FeatureState, load_
 from ltv_core.ingest import EVENT_TS  # noqa: E402
 from ltv_core.spec import DatasetSpec, FeatureKind, load_spec  # noqa: E402
 
+from harness import RssSampler  # noqa: E402  (benchmarks/harness.py)
+
 SPEC_PATH = "config/datasets/smadex_d7.yaml"
 ROWS_PER_PARTITION = 50_000
 
 
 # --- memory sampling ---------------------------------------------------------------------------------
-class RssSampler:
-    """Max RSS of this process and all its descendants (Dask nannies and workers included), sampled
-    in a background thread; ``child_peak`` is the largest single descendant seen."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval = interval
-        self.peak = 0
-        self.child_peak = 0
-        self._stop = threading.Event()
-        self._proc = psutil.Process()
-
-    def _rss(self) -> int:
-        total = self._proc.memory_info().rss
-        for child in self._proc.children(recursive=True):
-            try:
-                rss = child.memory_info().rss
-            except psutil.Error:
-                continue
-            total += rss
-            self.child_peak = max(self.child_peak, rss)
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self.peak = self._rss()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-
 @contextmanager
 def phase(name: str, peaks: dict[str, float], child_peaks: dict[str, float] | None = None):
     """Sample RSS during the block; a phase entered several times keeps its maximum."""
@@ -373,7 +334,7 @@ def _per_row_child(files: list[str], ref_rows: int, state_json: str, queue: Any)
         value = Path(f).parent.name.split("=", 1)[1]
         ev = float(spec.partition.parse(value).timestamp())
         table = pq.read_table(f).slice(0, ref_rows - done)
-        for row in table.to_pylist():  # the seed's way: Python dicts, maps as lists of (key, value)
+        for row in table.to_pylist():  # the naive way: Python dicts, maps as lists of (key, value)
             per_row_features(row, spec, state, cfg, ev)
         done += table.num_rows
         if done >= ref_rows:

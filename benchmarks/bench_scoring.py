@@ -47,7 +47,6 @@ import os
 import resource
 import shutil
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -57,6 +56,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import RssSampler  # noqa: E402  (benchmarks/harness.py)
 
 SPEC_PATH = "config/datasets/smadex_d7.yaml"
 LOGICAL_DATE = "2025-10-31T00:00:00+00:00"
@@ -70,53 +71,6 @@ def log(msg: str) -> None:
 
 
 # --- memory sampling ---------------------------------------------------------------------------------
-class RssSampler:
-    """Max RSS of this process and its children (the Dask workers), sampled in a background
-    thread. The process tree is listed once a second only: listing it reads every /proc entry
-    of the machine, which every 20 ms had cost the scoring ~5% of a core."""
-
-    def __init__(self, interval: float = 0.1, relist_every: int = 10):
-        self.interval = interval
-        self.relist_every = relist_every
-        self.peak = 0
-        self.cpu: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._proc = psutil.Process()
-        self._tree: list[psutil.Process] = [self._proc]
-        self._ticks = 0
-
-    def rss(self) -> int:
-        if self._ticks % self.relist_every == 0:
-            self._tree = [self._proc, *self._proc.children(recursive=True)]
-        self._ticks += 1
-        total = 0
-        for p in self._tree:
-            try:
-                total += p.memory_info().rss
-                t = p.cpu_times()  # last CPU seconds seen of every process (they only grow)
-                self.cpu[p.pid] = t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self.peak = self.rss()
-        self.cpu_at_start = sum(self.cpu.values())
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss())
-
-
 def _mb(n: float) -> float:
     return round(n / 2**20, 1)
 
@@ -278,7 +232,7 @@ def _score_child(store_root: str, run_id: str, model_run_id: str, out_json: str,
     dask = cfg.dask
     proc = psutil.Process()
     rss_start = proc.memory_info().rss
-    with RssSampler() as sampler:
+    with RssSampler(interval=0.1, relist_every=10) as sampler:
         t0 = time.perf_counter()
         out = score_partitions(store, run_id, spec, model_run_id, dask=dask,
                                local_cluster_min_rows=cfg.scoring.local_cluster_min_rows)

@@ -55,11 +55,16 @@ def invalid(what: str, path: str, exc: ValidationError) -> SpecError:
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def load_model(cls: type[Model], path: str | os.PathLike[str] | None, default: str, what: str) -> Model:
+def load_model(cls: type[Model], path: str | os.PathLike[str] | None, default: str, what: str,
+               overrides: dict[str, Any] | None = None) -> Model:
     """Resolve, read and validate one YAML config file as ``cls``; a ``source_path`` field, when
-    the model has one, records the file. Fails naming the file and every field at fault."""
+    the model has one, records the file. ``overrides`` are merged into the file's top-level
+    sections (one level deep: ``{"stacker": {"n_folds": 2}}`` keeps the file's other stacker
+    keys). Fails naming the file and every field at fault."""
     p = resolve(path, default, what)
     raw = read_mapping(p, what)
+    for k, v in (overrides or {}).items():
+        raw[k] = {**raw[k], **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
     if "source_path" in cls.model_fields:
         raw["source_path"] = str(p)
     try:

@@ -32,7 +32,8 @@ def test_histos_is_not_a_noop_and_preserves_the_weighted_mean() -> None:
 
 
 def test_histos_on_a_binary_label_shaped_target_still_acts() -> None:
-    """The seed's HistOS was a no-op on buyer_d7; on revenue it is not, even with few buyers."""
+    """On revenue, HistOS duplicates rows even with few buyers (on a binary label such as buyer_d7
+    every positive falls in one bin and it would do nothing)."""
     y = _revenue(5000, seed=2)
     assert histos_copies(y).max() > 1
 

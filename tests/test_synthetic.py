@@ -1,4 +1,4 @@
-"""Acceptance checks of the synthetic generator (§5.7 of the seeds report, docs/GENERATOR.md).
+"""Acceptance checks of the synthetic generator (docs/GENERATOR.md, "Acceptance checks").
 
 One session-scoped data set (~120k train rows over 48 hourly partitions, 6 test hours) is shared
 by every check. The ranges below pin the generator's difficulty: they were met by tuning the label

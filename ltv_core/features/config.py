@@ -161,7 +161,4 @@ def parse_features_config(raw: dict[str, Any], source: str = "<dict>") -> Featur
 
 def load_features_config(path: str | Path | None = None) -> FeaturesConfig:
     """Load and validate ``config/features.yaml``; relative paths resolve against the project root."""
-    p = yamlconf.resolve(path, DEFAULT_FEATURES_CONFIG, "features config")
-    raw = yamlconf.read_mapping(p, "features config")
-    raw["source_path"] = str(p)
-    return parse_features_config(raw, str(p))
+    return yamlconf.load_model(FeaturesConfig, path, DEFAULT_FEATURES_CONFIG, "features config")

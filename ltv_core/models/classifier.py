@@ -33,7 +33,7 @@ from ltv_core import metrics
 from ltv_core.errors import DataError
 from ltv_core.models.lgb import (CLASS_WEIGHT_PARAMS, booster_from_string, lgb_params, predict_booster,
                                  train_booster)
-from ltv_core.models.matrix import FeatureSchema, check_labels
+from ltv_core.models.matrix import FeatureSchema, check_labels, unfitted_from_state
 
 __all__ = ["BuyerClassifier", "Calibrator", "fit_calibrator", "prior_correct", "CALIBRATION_METHODS"]
 
@@ -238,10 +238,7 @@ class BuyerClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BuyerClassifier:
-        params = dict(state["params"])
-        params["calibration_methods"] = tuple(params["calibration_methods"])
-        obj = cls(**params)
-        obj.schema_ = FeatureSchema.from_dict(state["schema"])
+        obj = unfitted_from_state(cls, state, ("calibration_methods",))
         obj.booster_ = booster_from_string(state["booster"])
         obj.extra_boosters_ = [booster_from_string(b) for b in state.get("extra_boosters", [])]
         obj.best_iteration_ = state["best_iteration"]

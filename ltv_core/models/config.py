@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ltv_core import yamlconf
-from ltv_core.errors import SpecError
 from ltv_core.models.baselines import BASELINES
 from ltv_core.models.classifier import CALIBRATION_METHODS
 from ltv_core.models.regressor import OBJECTIVES
@@ -100,15 +99,16 @@ class ModelsConfig(_Strict):
     lgbm: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(default=3000, gt=0)
     early_stopping_rounds: int = Field(default=100, gt=0)
-    resample: ResampleConfig = ResampleConfig()
-    classifier: ClassifierConfig = ClassifierConfig()
-    regressor: RegressorConfig = RegressorConfig()
-    stacker: StackerConfig = StackerConfig()
-    gate: GateConfig = GateConfig()
-    baselines: BaselinesConfig = BaselinesConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
+    resample: ResampleConfig = Field(default_factory=ResampleConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    regressor: RegressorConfig = Field(default_factory=RegressorConfig)
+    stacker: StackerConfig = Field(default_factory=StackerConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
-    def model_post_init(self, _: Any) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelsConfig:
         bad = [m for m in self.classifier.calibration_methods if m not in CALIBRATION_METHODS]
         if bad or not self.classifier.calibration_methods:
             raise ValueError(f"classifier.calibration_methods: unknown {bad}; known {CALIBRATION_METHODS}")
@@ -124,6 +124,7 @@ class ModelsConfig(_Strict):
             if stage.mode == "weights" and stage.correction == "weights":
                 raise ValueError("resample mode 'weights' with correction 'weights' cancels out (a no-op): "
                                  "use mode 'off', or correction 'prior'/'none'")
+        return self
 
     def lgb(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {**self.lgbm, **(extra or {})}
@@ -131,11 +132,4 @@ class ModelsConfig(_Strict):
 
 def load_models_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ModelsConfig:
     """Load config/models.yaml (or ``path``), apply a shallow-merged ``overrides`` dict, validate."""
-    p = yamlconf.resolve(path, DEFAULT_MODELS_CONFIG, "models config")
-    raw = yamlconf.read_mapping(p, "models config")
-    for k, v in (overrides or {}).items():
-        raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
-    try:
-        return ModelsConfig.model_validate(raw)
-    except (ValidationError, ValueError) as exc:
-        raise SpecError(f"invalid models config {p}: {exc}") from None
+    return yamlconf.load_model(ModelsConfig, path, DEFAULT_MODELS_CONFIG, "models config", overrides)

@@ -180,3 +180,15 @@ def check_labels(y: Any, n: int, name: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise DataError(f"{name} has {int((~np.isfinite(arr)).sum())} non-finite values")
     return arr
+
+
+def unfitted_from_state(cls: type[Any], state: dict[str, Any], tuple_params: tuple[str, ...]) -> Any:
+    """A new ``cls`` built from a stored state's ``params`` (those named in ``tuple_params`` back
+    to tuples, as ``__init__`` takes them), with its fitted ``schema_`` already restored: the part
+    of ``from_state`` every LightGBM estimator shares."""
+    params = dict(state["params"])
+    for name in tuple_params:
+        params[name] = tuple(params[name])
+    obj = cls(**params)
+    obj.schema_ = FeatureSchema.from_dict(state["schema"])
+    return obj

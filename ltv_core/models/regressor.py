@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ltv_core.errors import DataError
 from ltv_core.models.lgb import booster_from_string, lgb_params, predict_booster, train_booster
-from ltv_core.models.matrix import FeatureSchema
+from ltv_core.models.matrix import FeatureSchema, unfitted_from_state
 
 __all__ = ["MultiHorizonRegressor", "OBJECTIVES"]
 
@@ -188,10 +188,7 @@ class MultiHorizonRegressor(RegressorMixin, BaseEstimator):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MultiHorizonRegressor:
-        params = dict(state["params"])
-        params["horizons"] = tuple(params["horizons"])
-        obj = cls(**params)
-        obj.schema_ = FeatureSchema.from_dict(state["schema"])
+        obj = unfitted_from_state(cls, state, ("horizons",))
         obj.boosters_ = [booster_from_string(s) for s in state["boosters"]]
         obj.best_iterations_ = state["best_iterations"]
         obj.smearing_ = state["smearing"]

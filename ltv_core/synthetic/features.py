@@ -1,8 +1,8 @@
 """Feature columns of one synthetic partition (everything a model may read, plus ``row_id``).
 
 Rows are drawn with latent *presence blocks* (profile, engagement, installs, purchase history) so
-that missingness co-occurs the way §1.1 of the seeds report describes, and each column's null rate
-lands on ``NULL_TARGETS``. The blocks and the other latents (user age, installed-app set...) only
+that missingness co-occurs as in the real data (whole blocks of user-profile columns missing
+together), and each column's null rate lands on ``NULL_TARGETS`` (``missingness.yaml``). The blocks and the other latents (user age, installed-app set...) only
 shape the features: labels are drawn later from the *observed* columns alone (``model.py``), so the
 oracle computed from those columns is Bayes-optimal.
 
@@ -26,50 +26,13 @@ from ltv_core.synthetic.arrow_build import (
     take_strings,
     uuid4_strings,
 )
+from ltv_core.synthetic.missingness import NULL_TARGETS
 from ltv_core.synthetic.vocab import N_USER_BUNDLES, Vocab, draw_from_cdf
 
 __all__ = ["NULL_TARGETS", "BLOCK_PRESENCE", "EMPTY_SHARE", "build_features"]
 
 DAY = 86_400
 FAR_FUTURE = 10 * 365 * DAY
-
-# Target null share (0..1) of every nullable column, taken from §1.1's missingness profile of the
-# real data (the 35 mid-band values are assigned one per column; see docs/GENERATOR.md).
-# Columns not listed are never null. The acceptance test checks each within +-2 points.
-NULL_TARGETS: dict[str, float] = {
-    # low band: advertiser, geo and device scalars
-    "advertiser_category": 0.010, "advertiser_subcategory": 0.010, "country": 0.002,
-    "dev_make": 0.012, "dev_model": 0.012, "dev_os": 0.00001, "dev_osv": 0.012,
-    "release_date": 0.035, "release_msrp": 0.103,
-    # mid band
-    "advertiser_bottom_taxonomy_level": 0.3755, "carrier": 0.5031, "region": 0.5019,
-    "country_hist": 0.4351, "region_hist": 0.4346, "dev_language_hist": 0.4345, "dev_osv_hist": 0.4345,
-    "hour_ratio": 0.4369, "weekend_ratio": 0.4369, "wifi_ratio": 0.4369, "city_hist": 0.4410,
-    "weeks_since_first_seen": 0.4491, "first_request_ts": 0.4577, "avg_act_days": 0.6536,
-    "cpm": 0.6406, "cpm_pct_rk": 0.6406,
-    "first_request_ts_bundle": 0.5764, "first_request_ts_category_bottom_taxonomy": 0.5764,
-    "bcat": 0.5434, "bcat_bottom_taxonomy": 0.5434, "bundles_cat": 0.5434, "bundles_cat_bottom_taxonomy": 0.5434,
-    "rwd_prank": 0.5257, "user_bundles": 0.4747, "user_bundles_l28d": 0.4747,
-    "bundles_ins": 0.7473, "new_bundles": 0.7355,
-    "user_actions_bundles_action_count": 0.7404, "user_actions_bundles_action_last_timestamp": 0.7404,
-    "avg_daily_sessions": 0.7599, "avg_duration": 0.7599,
-    "last_ins": 0.8531, "last_install_ts_bundle": 0.8531, "last_install_ts_category": 0.8531,
-    # sparse band
-    "avg_days_ins": 0.9552,
-    "iap_revenue_usd_bundle": 0.9575, "iap_revenue_usd_category": 0.9575,
-    "iap_revenue_usd_category_bottom_taxonomy": 0.9575, "num_buys_bundle": 0.9575, "num_buys_category": 0.9575,
-    "num_buys_category_bottom_taxonomy": 0.9575,
-    "ctr": 0.9642, "ctr_pct_rk": 0.9642,
-    "whale_users_bundle_num_buys_prank": 0.9692, "whale_users_bundle_revenue_prank": 0.9692,
-    "whale_users_bundle_total_num_buys": 0.9692, "whale_users_bundle_total_revenue": 0.9692,
-    "last_buy": 0.9817, "last_buy_ts_bundle": 0.9817, "last_buy_ts_category": 0.9817,
-    "rev_by_adv": 0.9829,
-    "advertiser_actions_action_count": 0.9879, "advertiser_actions_action_last_timestamp": 0.9879,
-    "last_advertiser_action": 0.9879,
-    # post-outcome labels (train files only)
-    "registration": 0.4054, "retention_d1": 0.073, "retention_d3": 0.073, "retentiond7": 0.073,
-    "retention_d1_to_d7": 0.073, "retention_d3_to_d7": 0.073, "retention_d7_to_d14": 0.073,
-}
 
 # Latent presence blocks: P(block) and the block it nests in (None = independent of the others).
 BLOCK_PRESENCE: dict[str, tuple[float, str | None]] = {

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import expit, ndtr
 
+from ltv_core.synthetic.missingness import NULL_TARGETS
 from ltv_core.synthetic.vocab import get_vocab
 
 __all__ = [
@@ -63,8 +64,8 @@ def snap_to_price_points(x: np.ndarray) -> np.ndarray:
 class LabelCoefficients:
     """Every coefficient of eta(x) and mu(x); docs/GENERATOR.md prints this table.
 
-    Tuned once so that the §5.7 acceptance ranges hold (buyer rate, revenue quantiles, the
-    quick LightGBM's AUC / PR-AUC / RMSLE cut / top-decile capture), then frozen.
+    Tuned once so that the acceptance ranges of ``tests/test_synthetic.py`` hold (buyer rate, revenue
+    quantiles, the quick LightGBM's AUC / PR-AUC / RMSLE cut / top-decile capture), then frozen.
     """
 
     b0: float = -6.67  # buyer-logit intercept
@@ -261,8 +262,6 @@ def draw_labels(rng: np.random.Generator, eta: np.ndarray, mu: np.ndarray, *, ze
 
 def _retention(rng: np.random.Generator, buyer: np.ndarray) -> dict[str, np.ndarray]:
     """Post-install labels: Bernoulli / ratio in [0, 1], buyers twice as likely, jointly 7.3% null."""
-    from ltv_core.synthetic.features import NULL_TARGETS  # one table of null targets
-
     n = len(buyer)
     f = np.where(buyer, 2.0, 1.0)
     r1 = rng.random(n) < np.minimum(0.35 * f, 0.95)

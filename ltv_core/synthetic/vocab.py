@@ -156,7 +156,7 @@ def _greedy_subset(rng: np.random.Generator, weights: np.ndarray, target: float)
     """Pick items in random order until their summed weight reaches ``target`` (a bundle-level null set).
 
     Items that would overshoot are skipped, so the share of rows lands within the smallest weight
-    of the target: nulls stay a property of the app (as in real data) yet hit the §1.1 rate.
+    of the target: nulls stay a property of the app (as in real data) yet hit the column's target rate (``missingness.yaml``).
     """
     chosen = np.zeros(len(weights), dtype=bool)
     total = 0.0

@@ -1,4 +1,5 @@
-"""Write a synthetic data set laid out exactly like the Kaggle Smadex files (§5.1 of the seeds report).
+"""Write a synthetic data set laid out exactly like the Kaggle Smadex files: the same folders, file
+names, hive partitions and Parquet types.
 
 <out>/train/train/datetime=YYYY-MM-DD-HH-00/part-NNNNN-<uuid>.c000.snappy.parquet   (labels + features)
 <out>/test/test/datetime=.../part-NNNNN-<uuid>.c000.snappy.parquet                  (features only)
