@@ -218,10 +218,6 @@ class Vocab:
     osv_ios: pa.Array
     osv_all: pa.Array  # android then ios versions (keys of dev_osv_hist)
 
-    def lookup(self, pool: pa.Array) -> dict[str, int]:
-        """String -> index for a pool (used by the label model to map observed strings to effects)."""
-        return {s: i for i, s in enumerate(pool.to_pylist())}
-
 
 def _category_tree() -> tuple[list[str], list[str], list[int], list[str], list[int]]:
     cats, subs, sub_cat, taxs, tax_sub = [], [], [], [], []
