@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export LTV_PROJECT_ROOT := $(CURDIR)
 
-.PHONY: venv demo test system-deps clean lint up
+.PHONY: venv demo test test-fast system-deps clean lint up
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 venv: $(VENV)/.installed
 
 # docker-compose (v1, Debian) is only used to validate docker-compose.yaml in a test.
-# chromium (Debian) renders the "LTV runs" plugin page in tests/test_plugin_ui.py.
+# chromium (Debian) renders the "LTV runs" plugin page in tests/integration/test_plugin_ui.py.
 system-deps:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  echo "installing docker-compose from apt (validates docker-compose.yaml)"; \
@@ -33,7 +33,7 @@ system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium from apt (headless browser for the UI plugin test)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "WARNING: could not install chromium; tests/test_plugin_ui.py will fail"; }
+	  || echo "WARNING: could not install chromium; tests/integration/test_plugin_ui.py will fail"; }
 
 demo: venv
 	$(PY) -m ltv_core demo
@@ -62,6 +62,10 @@ up: venv
 
 test: venv system-deps
 	$(PY) -m pytest -q tests
+
+# The unit tests alone (tests/unit: no Airflow, no external processes): minutes, not tens of them.
+test-fast: venv
+	$(PY) -m pytest -q tests/unit
 
 lint: venv
 	$(VENV)/bin/ruff check ltv_core dags plugins tests || true

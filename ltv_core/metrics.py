@@ -14,7 +14,7 @@ the *difference*) with vectorised multinomial counts; for the built-in metrics n
 re-sorted, so 1,000 replicates of a 200k-row holdout take seconds.
 
 Where scikit-learn computes the very same number (bit for bit, on the holdouts and validation sets
-this pipeline scores: ``tests/test_metrics.py::test_sklearn_metrics_are_bit_identical``), the
+this pipeline scores: ``tests/unit/test_metrics.py::test_sklearn_metrics_are_bit_identical``), the
 metric is ``sklearn.metrics``' after this module's input checks: RMSE, MAE, RMSLE, R² (non-constant
 target), Tweedie deviance, ROC AUC and average precision. The others stay here, each docstring says
 why: the tie-aware ranking metrics, calibration ratio and ECE have no scikit-learn counterpart;

@@ -4,7 +4,7 @@ Every other module names a stage or a split through this module, never as a stri
 own. ``INPUTS`` is the data-dependency graph: the stages whose committed artefacts a stage reads.
 The DAG's edges are exactly these (``tests/dags/test_dag.py::test_edges_are_the_declared_inputs``),
 and they are what the stages really read when they run
-(``tests/integration/test_stage_reads.py::test_each_stage_reads_exactly_its_declared_inputs``).
+(``tests/integration/test_stages.py::test_each_stage_reads_exactly_its_declared_inputs``).
 """
 
 from __future__ import annotations

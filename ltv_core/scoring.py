@@ -74,7 +74,7 @@ class Scorer:
     def _plan(self, table: pa.Table) -> Any:
         """The pruned transform's plan, made once from the first table: features no tree of the
         stack splits on are left null instead of computed. Predictions are unchanged
-        (``tests/test_pipeline_stages.py::test_pruned_scoring_gives_identical_predictions``);
+        (``tests/integration/test_stages.py::test_pruned_scoring_gives_identical_predictions``);
         the transform does about half the work for a typical champion."""
         if not self.prune:
             return None

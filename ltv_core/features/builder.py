@@ -311,7 +311,7 @@ class FeatureBuilder:
         write), category codes as floats with NaN for null — what LightGBM converts a category frame
         to. It skips the Arrow table and pandas frame that ``transform`` + ``feature_frame`` +
         ``DenseMatrix.from_frame`` would build and copy for every partition; the values are the same
-        (``tests/test_features_builder.py::test_matrix_equals_transform_then_dense_matrix``).
+        (``tests/unit/test_features_builder.py::test_matrix_equals_transform_then_dense_matrix``).
 
         ``out``: a float32 column-major array of the right shape to fill instead of a new one (a
         caller that consumes each matrix before the next saves the fresh pages of every partition).

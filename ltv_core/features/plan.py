@@ -6,7 +6,7 @@ no tree reads. A ``PrunePlan`` names the raw columns to read, the statistics to 
 column, and the key lookups, geo aggregates, target encodings and interactions to run; the
 transform leaves every other output null (``fill_pruned``), same names, same order. The needed
 outputs are bit-identical to the full transform's
-(``tests/test_features_builder.py::test_pruned_transform_keeps_needed_features_bit_identical``).
+(``tests/unit/test_features_builder.py::test_pruned_transform_keeps_needed_features_bit_identical``).
 """
 
 from __future__ import annotations

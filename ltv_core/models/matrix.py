@@ -82,7 +82,7 @@ class DenseMatrix:
     LightGBM's (``lightgbm.basic._data_from_pandas``: category codes, -1 -> NaN, float), done once;
     ``lgb.predict_booster`` checks each booster's own category levels and falls back to the frame
     where they differ, so predictions are bit-identical to the DataFrame path
-    (``tests/test_models_training.py::test_dense_matrix_predictions_equal_the_dataframe_path``,
+    (``tests/unit/test_models_training.py::test_dense_matrix_predictions_equal_the_dataframe_path``,
     ``::test_dense_matrix_falls_back_when_category_levels_differ``).
     """
 
@@ -146,7 +146,7 @@ class DenseMatrix:
         booster, before a tree is walked; with 2-tree and 10-tree heads on ~300 columns that
         per-row conversion was nearly all of their time. Trees read only the features they split
         on, so the predictions are bit-identical
-        (``tests/test_models_training.py::test_booster_on_few_features_predicts_on_their_values_alone``)."""
+        (``tests/unit/test_models_training.py::test_booster_on_few_features_predicts_on_their_values_alone``)."""
         columns = np.asarray(columns, dtype=np.int32)
         key = columns.tobytes()
         if key not in self._restricted:

@@ -64,7 +64,7 @@ def snap_to_price_points(x: np.ndarray) -> np.ndarray:
 class LabelCoefficients:
     """Every coefficient of eta(x) and mu(x); docs/GENERATOR.md prints this table.
 
-    Tuned once so that the acceptance ranges of ``tests/test_synthetic.py`` hold (buyer rate, revenue
+    Tuned once so that the acceptance ranges of ``tests/unit/test_synthetic.py`` hold (buyer rate, revenue
     quantiles, the quick LightGBM's AUC / PR-AUC / RMSLE cut / top-decile capture), then frozen.
     """
 

@@ -5,7 +5,7 @@ written to ``result.json``) and turns each failed expectation into a :class:`Fai
 split, the expectation, the column, example values and a one-line detail; :meth:`summary` is the
 text of the task's error message. It works on the JSON-able result alone, so a report can be
 rebuilt from a stored ``result.json`` without GX
-(``tests/test_validation.py::test_report_api_round_trips_from_result_json``).
+(``tests/unit/test_validation.py::test_report_api_round_trips_from_result_json``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,8 @@ def write_dataset(root: Path, spec: DatasetSpec, train_values: list[str], test_v
         write_partition(root / spec.roots.train, spec, v, make_table(spec, rows, True, seed=i))
     for i, v in enumerate(test_values):
         write_partition(root / spec.roots.test, spec, v, make_table(spec, rows, False, seed=1000 + i))
+
+
+def hours(start_day: int, n: int, month: int = 10) -> list[str]:
+    base = datetime(2025, month, start_day, tzinfo=UTC).timestamp()
+    return [datetime.fromtimestamp(base + 3600 * i, tz=UTC).strftime("%Y-%m-%d-%H-%M") for i in range(n)]

@@ -19,7 +19,7 @@ from ltv_core.runs_view import (
 )
 from ltv_core.store import ArtifactStore, safe_run_id
 
-FILES = Path(__file__).resolve().parent.parent / "plugins" / "ltv_reports" / "files.py"
+FILES = Path(__file__).resolve().parents[2] / "plugins" / "ltv_reports" / "files.py"
 
 OLD = "scheduled__2025-11-03T03:00:00+00:00"
 NEW = "scheduled__2025-11-04T03:00:00+00:00"

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("rows", "rows_per_s", "bare_predict_rows_per_s", "peak_rss_mb")
 
 

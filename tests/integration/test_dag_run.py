@@ -15,7 +15,7 @@ import pytest
 from ltv_core.demo import run_airflow
 from ltv_core.store import ArtifactStore, safe_run_id
 
-from conftest import small_pipeline_config
+from support.configs import small_pipeline_config
 
 pytestmark = pytest.mark.integration
 

@@ -39,7 +39,7 @@ from ltv_core.report import ReportInputs
 from ltv_core.stages.promote import write_report
 from ltv_core.store import ArtifactStore, safe_run_id
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "plugins"
 pytestmark = pytest.mark.integration
 

@@ -8,15 +8,10 @@ from ltv_core.params import RunParams
 from ltv_core.spec import load_spec
 from ltv_core.windows import labelled_windows, list_partitions, resolve, scoring_window, select, suggest_logical_date
 
-from rawdata import write_dataset
+from support.rawdata import hours, write_dataset
 
 SPEC = load_spec("config/datasets/smadex_d7.yaml")
 UTC = timezone.utc
-
-
-def hours(start_day: int, n: int, month: int = 10) -> list[str]:
-    base = datetime(2025, month, start_day, tzinfo=UTC).timestamp()
-    return [datetime.fromtimestamp(base + 3600 * i, tz=UTC).strftime("%Y-%m-%d-%H-%M") for i in range(n)]
 
 
 def test_labelled_windows_respect_maturity_and_order():

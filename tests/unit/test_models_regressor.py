@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from ltv_core.errors import DataError
 from ltv_core.models.regressor import MultiHorizonRegressor
-from test_models_data import FAST, make_data, split
+from support.modeldata import FAST, make_data, split
 
 HORIZONS = ("d7", "d14", "d28")
 

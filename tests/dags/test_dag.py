@@ -10,7 +10,7 @@ import pytest
 from ltv_core.params import RunParams
 from ltv_core.pipeline import DAG_ID, INPUTS, RUN_ALWAYS, STAGES
 
-DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ltv_daily.py"
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "ltv_daily.py"
 TASKS_FILE = DAG_FILE.parent / "ltv_tasks.py"
 
 

@@ -15,7 +15,7 @@ from ltv_core.models.baselines import TABLE_METRICS, compare, fit_baselines
 from ltv_core.models.config import load_models_config
 from ltv_core.models.plans import resample_stage
 from ltv_core.models.training import train_classifier, train_regressor, train_stack
-from test_models_data import FAST, SPEC, make_data, split
+from support.modeldata import FAST, SPEC, make_data, split
 
 
 @pytest.fixture(scope="module")

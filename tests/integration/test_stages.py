@@ -21,7 +21,7 @@ from ltv_core.pipeline import REPORT_DIR, STAGES, TRAINING_STAGES, Stage
 from ltv_core.promotion import read_champion
 from ltv_core.stages import run_stages
 from ltv_core.store import ArtifactStore
-from conftest import small_pipeline_config
+from support.configs import small_pipeline_config
 
 LOGICAL = "2025-10-31T00:00:00+00:00"
 WINDOWS = {
@@ -77,7 +77,7 @@ def clone_run(store: ArtifactStore, src: str, dst: str) -> None:
 def worse_models_config(tmp_path: Path) -> str:
     """A deliberately weak model: one boosting round, no stacker, and a gate that zeroes 99.9% of
     the rows (about the predict-zero baseline, which a trained stack beats)."""
-    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/models.yaml").read_text())
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/models.yaml").read_text())
     raw["evaluation"]["n_boot"] = 100
     raw["num_boost_round"] = 1
     raw["lgbm"]["learning_rate"] = 0.001
@@ -372,7 +372,7 @@ def test_each_stage_reads_exactly_its_declared_inputs(base, tmp_path, monkeypatc
     """Derived from a real run, not declared: run 'b' goes through all twelve stages with the
     store's reads recorded, beside a champion 'base' (so evaluate compares against it and score
     reads the pointer). Each stage's reads are exactly ``pipeline.INPUTS``, which the DAG's edges
-    are (``tests/test_dag.py::test_edges_are_the_declared_inputs``)."""
+    are (``tests/dags/test_dag.py::test_edges_are_the_declared_inputs``)."""
     from ltv_core.pipeline import INPUTS
 
     params, store = fresh(base, tmp_path)

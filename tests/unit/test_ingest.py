@@ -12,8 +12,8 @@ from ltv_core.stages import ingest
 from ltv_core.spec import load_spec
 from ltv_core.store import ArtifactStore
 
-from rawdata import make_table, write_dataset, write_partition
-from test_windows import hours
+from support.rawdata import make_table, write_dataset, write_partition
+from support.rawdata import hours
 
 SPEC = load_spec("config/datasets/smadex_d7.yaml")
 UTC = timezone.utc

@@ -31,10 +31,10 @@ from ltv_core.store import ArtifactStore, safe_run_id
 from ltv_core.pipeline import SPLITS
 from ltv_core.windows import describe, labelled_windows, resolve
 
-from conftest import small_pipeline_config
+from support.configs import small_pipeline_config
 
 if TYPE_CHECKING:
-    from conftest import ProcessGroup
+    from support.processes import ProcessGroup
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

@@ -11,7 +11,7 @@ import pytest
 
 from ltv_core.models import lgb_params, train_booster
 from ltv_core.models.stacker import Stacker, meta_frame, time_blocks
-from test_models_data import FAST, make_data
+from support.modeldata import FAST, make_data
 
 ROUNDS = {"p": 20, "m": 15, "direct": 20, "tweedie": 15}
 

@@ -11,7 +11,7 @@ from ltv_core import metrics as M
 from ltv_core.errors import DataError
 from ltv_core.models.classifier import BuyerClassifier, Calibrator, fit_calibrator, prior_correct
 from ltv_core.models.resample import histos, odds_factor
-from test_models_data import FAST, make_data, split
+from support.modeldata import FAST, make_data, split
 
 
 @pytest.fixture(scope="module")
