@@ -107,7 +107,7 @@ def ensure_model(cache: Path, seed: int, rpp: int, hours: int, extra: dict[str, 
     nothing the score stage uses: it is given the trained run's id)."""
     from ltv_core.context import make_context
     from ltv_core.pipeline import TRAINING_STAGES, Stage
-    from ltv_core.stages import run_stages
+    from ltv_core.inprocess import run_stages
     from ltv_core.store import ArtifactStore
 
     base = cache / f"train-s{seed}-r{rpp}-h{hours}{'-quick' if extra else ''}"

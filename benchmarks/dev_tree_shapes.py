@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_quality as bq  # noqa: E402
 from ltv_core import metrics  # noqa: E402
-from ltv_core.models import lgb_params, train_booster  # noqa: E402
+from ltv_core.models.lgb import lgb_params, train_booster  # noqa: E402
 from ltv_core.models.config import load_models_config  # noqa: E402
 from ltv_core.spec import load_spec  # noqa: E402
 

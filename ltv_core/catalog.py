@@ -8,39 +8,26 @@ stage that did not commit (``ArtifactStore.read_manifest``).
     runs/<run>/ingest/<split>/<key>=<value>/part-0.parquet     staged rows
     runs/<run>/build_features/feature_state.json               fitted feature state
     runs/<run>/build_features/<split>/<key>=<value>/...        feature files
-    runs/<run>/resample/plans.npz                              row positions + weights
-    runs/<run>/train_classifier/classifier.json, train_regressor/regressor.json,
-    runs/<run>/train_baselines/<name>.json, fit_stacker/*.json, optimize_gate/gate.json
     runs/<run>/evaluate/holdout.parquet, evaluation.json       holdout predictions and metrics
+
+The model files of the modelling stages (plans, classifier, regressor, baselines, stacker, gate)
+have their names and readers in ``ltv_core.models.artefacts``.
 """
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ltv_core.errors import DataError
 from ltv_core.features.state import FeatureState, feature_frame
-from ltv_core.models import persist
-from ltv_core.models.baselines import Baseline
-from ltv_core.models.gate import Gate
-from ltv_core.models.plans import ResamplePlan
-from ltv_core.models.stack import FittedStack
 from ltv_core.pipeline import Split, Stage
 from ltv_core.store import ArtifactStore
 
 FEATURE_STATE = "feature_state.json"
-PLANS = "plans.npz"
-PLAN_NAMES = ("classifier", "regressor")
-CLASSIFIER = "classifier.json"
-REGRESSOR = "regressor.json"
-GATE = "gate.json"
-GATE_PARAMS = "gate_params.json"
 EVALUATION = "evaluation.json"
 HOLDOUT = "holdout.parquet"
 
@@ -118,67 +105,6 @@ def fit_windows(store: ArtifactStore, run_id: str) -> tuple[pd.DataFrame, pd.Dat
     X, meta = training_matrix(store, run_id, Split.TRAIN)
     X_val, meta_val = training_matrix(store, run_id, Split.VALIDATION)
     return X, meta, X_val, meta_val
-
-
-# --- modelling stages -----------------------------------------------------------------------------
-def plans_to_bytes(plans: dict[str, ResamplePlan]) -> bytes:
-    arrays: dict[str, np.ndarray] = {}
-    for name, plan in plans.items():
-        arrays[f"{name}.prior_factor"] = np.array([plan.prior_factor])
-        if plan.indices is not None:
-            arrays[f"{name}.indices"] = plan.indices
-        if plan.weights is not None:
-            arrays[f"{name}.weights"] = plan.weights
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def load_plans(store: ArtifactStore, run_id: str) -> dict[str, ResamplePlan]:
-    manifest = store.read_manifest(run_id, Stage.RESAMPLE)
-    data = np.load(io.BytesIO(store.read_bytes(path(store, run_id, Stage.RESAMPLE, PLANS))))
-    return {name: ResamplePlan(data[f"{name}.indices"] if f"{name}.indices" in data else None,
-                               data[f"{name}.weights"] if f"{name}.weights" in data else None,
-                               float(data[f"{name}.prior_factor"][0]), manifest["plans"][name])
-            for name in PLAN_NAMES}
-
-
-def save_models(store: ArtifactStore, run_id: str, stage: Stage, models: dict[str, Any]) -> None:
-    """(Re)start ``stage``'s folder and write each fitted component as ``<name>`` (JSON, no pickle:
-    ``ltv_core.models.persist``)."""
-    store.begin_stage(run_id, stage)
-    for name, model in models.items():
-        store.write_bytes(path(store, run_id, stage, name), persist.dumps(model))
-
-
-def load_model(store: ArtifactStore, run_id: str, stage: Stage, name: str) -> Any:
-    """One serialised model component of a committed stage (``ltv_core.models.persist``)."""
-    store.read_manifest(run_id, stage)
-    return persist.loads(store.read_bytes(path(store, run_id, stage, name)))
-
-
-def load_baselines(store: ArtifactStore, run_id: str) -> dict[str, Baseline]:
-    manifest = store.read_manifest(run_id, Stage.TRAIN_BASELINES)
-    return {n: persist.loads(store.read_bytes(path(store, run_id, Stage.TRAIN_BASELINES, f"{n}.json")))
-            for n in manifest["baselines"]}
-
-
-def load_stack(store: ArtifactStore, run_id: str, *, gated: bool = True) -> FittedStack:
-    """The fitted stack of a run, from the artefacts its stages committed (gate included unless
-    ``gated=False``, which the gate search itself uses)."""
-    stages = (Stage.TRAIN_CLASSIFIER, Stage.TRAIN_REGRESSOR, Stage.FIT_STACKER) + ((Stage.OPTIMIZE_GATE,) if gated else ())
-    for stage in stages:
-        store.read_manifest(run_id, stage)  # fails naming the stage that did not finish
-    blobs = {CLASSIFIER: store.read_bytes(path(store, run_id, Stage.TRAIN_CLASSIFIER, CLASSIFIER)),
-             REGRESSOR: store.read_bytes(path(store, run_id, Stage.TRAIN_REGRESSOR, REGRESSOR)),
-             GATE: (store.read_bytes(path(store, run_id, Stage.OPTIMIZE_GATE, GATE)) if gated
-                    else persist.dumps(Gate()))}
-    folder = store.stage_dir(run_id, Stage.FIT_STACKER)
-    for file in store.fs.ls(folder, detail=False):
-        name = file.rsplit("/", 1)[-1]
-        if name.endswith(".json") and not name.startswith("_"):
-            blobs[name] = store.read_bytes(f"{folder}/{name}")
-    return persist.stack_from_blobs(blobs)
 
 
 # --- evaluate -------------------------------------------------------------------------------------

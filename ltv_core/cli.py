@@ -43,7 +43,7 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_stages(stages: tuple[Stage, ...]):
     def run(args: argparse.Namespace) -> dict[str, Any]:
-        from ltv_core.stages import run_stages
+        from ltv_core.inprocess import run_stages
 
         ctx = _context(args)
         if args.until is not None:

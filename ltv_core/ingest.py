@@ -1,5 +1,6 @@
-"""Aligning raw partitions to the dataset spec: the pure part of the ingest stage
-(``ltv_core.stages.ingest`` reads, writes and commits).
+"""Staging one raw partition: read it, align it to the dataset spec, write one file. The worker task
+of the ingest stage (``ltv_core.stages.ingest`` picks the partitions and commits); kept apart from
+the stage so that a Dask worker imports only pyarrow and the spec, not the modelling stack.
 
 Missing optional columns are added as null, unexpected columns reported (and dropped), types cast
 to the spec's; rows lacking the id or a label are dropped and counted; every row gets its event
@@ -8,14 +9,19 @@ time.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ltv_core.errors import DataError
 from ltv_core.spec import DatasetSpec, Role
+from ltv_core.store import ArtifactStore, fs_for
+from ltv_core.windows import Partition
 
 EVENT_TS = "_event_ts"  # Unix seconds of the row's event (its partition's time by default)
 
@@ -80,3 +86,33 @@ def event_ts(table: pa.Table, spec: DatasetSpec, part_time: datetime) -> pa.Arra
         col = table.column(spec.event_time.column)
         return pc.cast(col, pa.int64())
     return pa.repeat(pa.scalar(int(part_time.timestamp()), pa.int64()), table.num_rows)
+
+
+def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_url: str, out_path: str) -> dict[str, Any]:
+    """Worker task: read, align, filter and write one partition."""
+    t0 = time.time()
+    fs, _ = fs_for(part.urls[0])
+    tables, reports = [], []
+    for path in part.files:
+        try:
+            raw = pq.read_table(path, filesystem=fs)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"cannot read parquet file {path}: {exc}") from None
+        if spec.partition.key in raw.column_names:
+            raw = raw.drop_columns([spec.partition.key])
+        aligned, rep = align_table(raw, spec, labelled, source=path)
+        tables.append(aligned)
+        reports.append(rep)
+    table = pa.concat_tables(tables) if tables else spec.arrow_schema(labelled).empty_table()
+    rows_in = table.num_rows
+    table, dropped = drop_incomplete(table, spec, labelled)
+    table = table.append_column(spec.partition.key, pa.repeat(pa.scalar(part.value, pa.string()), table.num_rows))
+    table = table.append_column(EVENT_TS, event_ts(table, spec, part.time))
+    ArtifactStore(store_url).write_parquet(out_path, table)
+    return {
+        "path": out_path, "partition": part.value, "rows": table.num_rows, "rows_in": rows_in, "dropped": dropped,
+        "added_null": sorted({c for r in reports for c in r.added_null}),
+        "dropped_unexpected": sorted({c for r in reports for c in r.dropped_unexpected}),
+        "cast": sorted({c for r in reports for c in r.cast}),
+        "seconds": round(time.time() - t0, 3),
+    }

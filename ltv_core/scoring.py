@@ -25,7 +25,8 @@ from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
 from ltv_core.features.plan import PLAN_SAMPLE_ROWS
 from ltv_core.features.state import FeatureState, category_labels
-from ltv_core.models import DenseMatrix
+from ltv_core.models import artefacts
+from ltv_core.models.matrix import DenseMatrix
 from ltv_core.models.stack import FittedStack
 from ltv_core.pipeline import Split
 from ltv_core.spec import DatasetSpec
@@ -50,7 +51,7 @@ class Scorer:
     @classmethod
     def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec, prune: bool = True,
              threads: int | None = None) -> Scorer:
-        return cls(run_id, spec, catalog.load_feature_state(store, run_id), catalog.load_stack(store, run_id), prune,
+        return cls(run_id, spec, catalog.load_feature_state(store, run_id), artefacts.load_stack(store, run_id), prune,
                    threads)
 
     def __post_init__(self) -> None:

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ltv_core import metrics
+from ltv_core.models.config import BASELINES
 from ltv_core.models.lgb import booster_from_string, lgb_params, predict_booster, train_booster
 from ltv_core.models.matrix import FeatureSchema, check_labels
 
 __all__ = ["BASELINES", "Baseline", "Comparison", "compare", "fit_baselines"]
 
-BASELINES = ("zero", "mean", "lgbm_log1p", "lgbm_tweedie")
 TABLE_METRICS = ("rmsle", "gini", "top1_share", "top10_share", "whales_missed_top10", "calibration_ratio",
                  "rmse", "mae", "r2", "mean_pred")
 

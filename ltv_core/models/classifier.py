@@ -33,11 +33,11 @@ from ltv_core import metrics
 from ltv_core.errors import DataError
 from ltv_core.models.lgb import (CLASS_WEIGHT_PARAMS, booster_from_string, lgb_params, predict_booster,
                                  train_booster)
+from ltv_core.models.config import CALIBRATION_METHODS
 from ltv_core.models.matrix import FeatureSchema, check_labels, unfitted_from_state
 
 __all__ = ["BuyerClassifier", "Calibrator", "fit_calibrator", "prior_correct", "CALIBRATION_METHODS"]
 
-CALIBRATION_METHODS = ("isotonic", "platt", "beta", "none")
 _EPS = 1e-6
 
 

@@ -12,10 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ltv_core import yamlconf
-from ltv_core.models.baselines import BASELINES
-from ltv_core.models.classifier import CALIBRATION_METHODS
-from ltv_core.models.regressor import OBJECTIVES
-from ltv_core.models.stacker import BASE_LEARNERS
+
+# The choices the config may name; each is implemented by the module named beside it. Kept here so
+# that reading and checking the config imports no estimator (LightGBM, scikit-learn, pandas).
+BASELINES = ("zero", "mean", "lgbm_log1p", "lgbm_tweedie")          # models/baselines.py
+CALIBRATION_METHODS = ("isotonic", "platt", "beta", "none")         # models/classifier.py
+OBJECTIVES = ("log1p_l2", "huber", "tweedie")                        # models/regressor.py
+BASE_LEARNERS = ("hurdle", "direct_log1p", "tweedie")                # models/stacker.py
 
 DEFAULT_MODELS_CONFIG = "config/models.yaml"
 

@@ -33,11 +33,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ltv_core.errors import DataError
 from ltv_core.models.lgb import booster_from_string, lgb_params, predict_booster, train_booster
+from ltv_core.models.config import OBJECTIVES
 from ltv_core.models.matrix import FeatureSchema, unfitted_from_state
 
 __all__ = ["MultiHorizonRegressor", "OBJECTIVES"]
 
-OBJECTIVES = ("log1p_l2", "huber", "tweedie")
 _LOG_OBJECTIVES = ("log1p_l2", "huber")
 
 

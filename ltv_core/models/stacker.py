@@ -33,12 +33,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from ltv_core.models.config import BASE_LEARNERS
 from ltv_core.models.lgb import booster_from_string, lgb_params, train_booster
 from ltv_core.models.matrix import FeatureSchema
 
 __all__ = ["Stacker", "BASE_LEARNERS", "META_FEATURES", "meta_frame", "time_blocks"]
 
-BASE_LEARNERS = ("hurdle", "direct_log1p", "tweedie")
 META_FEATURES = {
     "hurdle": ("logit_p", "m_log1p", "hurdle_log1p"),
     "direct_log1p": ("direct_log1p",),

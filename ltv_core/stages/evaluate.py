@@ -13,7 +13,7 @@ promotion compares two models on identical data that neither was tuned on.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,14 +21,17 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
 from ltv_core.errors import DataError
+from ltv_core.models import artefacts
 from ltv_core.pipeline import Split, Stage
 from ltv_core.promotion import read_champion
 from ltv_core.report import score as headline
 from ltv_core.scoring import Scorer, stream_predictions
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import fs_for
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +88,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     store, spec, run_id = ctx.store, ctx.spec, ctx.run_id
     X, meta = catalog.training_matrix(store, run_id, Split.HOLDOUT)
-    stack = catalog.load_stack(store, run_id)
-    baselines = catalog.load_baselines(store, run_id)
+    stack = artefacts.load_stack(store, run_id)
+    baselines = artefacts.load_baselines(store, run_id)
     h, key, idc = spec.labels.primary, spec.partition.key, spec.id_column
     ids = meta[idc]
     oracle = oracle_predictions(spec, ctx.config.data_root, ids, sorted(meta[key].astype(str).unique()))

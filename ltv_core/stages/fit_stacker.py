@@ -5,29 +5,31 @@ direct base learners instead of fitting them twice."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
-from ltv_core.models import persist
+from ltv_core.models import artefacts, persist
 from ltv_core.models.stack import assemble_stack
 from ltv_core.models.training import fit_stacker
 from ltv_core.pipeline import Stage
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
 STAGE = Stage.FIT_STACKER
 # Written by their own stages; fit_stacker writes every other blob of the stack.
-OWN_STAGE_BLOBS = (catalog.CLASSIFIER, catalog.REGRESSOR, catalog.GATE)
+OWN_STAGE_BLOBS = (artefacts.CLASSIFIER, artefacts.REGRESSOR, artefacts.GATE)
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     store, run_id = ctx.store, ctx.run_id
     X, meta, X_val, meta_val = catalog.fit_windows(store, run_id)
-    stack = assemble_stack(catalog.load_model(store, run_id, Stage.TRAIN_CLASSIFIER, catalog.CLASSIFIER),
-                           catalog.load_model(store, run_id, Stage.TRAIN_REGRESSOR, catalog.REGRESSOR), meta, ctx.spec)
-    bases = {n: b for n, b in catalog.load_baselines(store, run_id).items() if n in ("lgbm_log1p", "lgbm_tweedie")}
+    stack = assemble_stack(artefacts.load_model(store, run_id, Stage.TRAIN_CLASSIFIER, artefacts.CLASSIFIER),
+                           artefacts.load_model(store, run_id, Stage.TRAIN_REGRESSOR, artefacts.REGRESSOR), meta, ctx.spec)
+    bases = {n: b for n, b in artefacts.load_baselines(store, run_id).items() if n in ("lgbm_log1p", "lgbm_tweedie")}
     stack, info = fit_stacker(X, meta, X_val, meta_val, ctx.spec, ctx.models, stack, bases)
     store.begin_stage(run_id, STAGE)
     for name, data in persist.stack_to_blobs(stack).items():

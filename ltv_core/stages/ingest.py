@@ -1,64 +1,30 @@
 """ingest: stage the partitions of a run's windows, aligned to the dataset spec.
 
-Partition-parallel on Dask (``cluster.fan_out``): each task reads one hive partition with pyarrow
-(so nested MAP and LIST columns keep their Arrow types), aligns it to the spec
-(``ltv_core.ingest.align_table``), drops rows lacking the id or a label (counted), adds the
-partition value and its event time, and writes one staged file. The manifest, written last, lists
+Partition-parallel on Dask (``cluster.fan_out``): each task (``ltv_core.ingest.stage_partition``)
+reads one hive partition with pyarrow (so nested MAP and LIST columns keep their Arrow types),
+aligns it to the spec, drops rows lacking the id or a label (counted), adds the partition value and
+its event time, and writes one staged file. The manifest, written last, lists
 every staged file with its row count; the windows come from ``ltv_core.windows.resolve``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
 from ltv_core.cluster import Job, dask_client, fan_out
-from ltv_core.context import RunContext
 from ltv_core.errors import DataError
-from ltv_core.ingest import EVENT_TS, align_table, drop_incomplete, event_ts
+from ltv_core.ingest import stage_partition
 from ltv_core.pipeline import LABELLED, Stage, split_order
-from ltv_core.spec import DatasetSpec
-from ltv_core.store import ArtifactStore, fs_for
-from ltv_core.windows import Partition, describe, resolve
+from ltv_core.windows import describe, resolve
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
 STAGE = Stage.INGEST
-
-
-def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_url: str, out_path: str) -> dict[str, Any]:
-    """Worker task: read, align, filter and write one partition."""
-    t0 = time.time()
-    fs, _ = fs_for(part.urls[0])
-    tables, reports = [], []
-    for path in part.files:
-        try:
-            raw = pq.read_table(path, filesystem=fs)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"cannot read parquet file {path}: {exc}") from None
-        if spec.partition.key in raw.column_names:
-            raw = raw.drop_columns([spec.partition.key])
-        aligned, rep = align_table(raw, spec, labelled, source=path)
-        tables.append(aligned)
-        reports.append(rep)
-    table = pa.concat_tables(tables) if tables else spec.arrow_schema(labelled).empty_table()
-    rows_in = table.num_rows
-    table, dropped = drop_incomplete(table, spec, labelled)
-    table = table.append_column(spec.partition.key, pa.repeat(pa.scalar(part.value, pa.string()), table.num_rows))
-    table = table.append_column(EVENT_TS, event_ts(table, spec, part.time))
-    ArtifactStore(store_url).write_parquet(out_path, table)
-    return {
-        "path": out_path, "partition": part.value, "rows": table.num_rows, "rows_in": rows_in, "dropped": dropped,
-        "added_null": sorted({c for r in reports for c in r.added_null}),
-        "dropped_unexpected": sorted({c for r in reports for c in r.dropped_unexpected}),
-        "cast": sorted({c for r in reports for c in r.cast}),
-        "seconds": round(time.time() - t0, 3),
-    }
 
 
 def _warn(split: str, res: dict[str, Any]) -> None:

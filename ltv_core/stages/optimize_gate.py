@@ -8,12 +8,15 @@ prediction (docs/MODELS.md, "the gate")."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
+from ltv_core.models import artefacts
 from ltv_core.models.training import optimize_gate_stage
 from ltv_core.pipeline import Split, Stage
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +26,10 @@ STAGE = Stage.OPTIMIZE_GATE
 def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     X_val, meta_val = catalog.training_matrix(ctx.store, ctx.run_id, Split.VALIDATION)
-    stack = catalog.load_stack(ctx.store, ctx.run_id, gated=False)
+    stack = artefacts.load_stack(ctx.store, ctx.run_id, gated=False)
     gate, info = optimize_gate_stage(stack, X_val, meta_val, ctx.spec, ctx.models)
-    catalog.save_models(ctx.store, ctx.run_id, STAGE, {catalog.GATE: gate})
-    ctx.store.write_json(ctx.path(STAGE, catalog.GATE_PARAMS), info)
+    artefacts.save_models(ctx.store, ctx.run_id, STAGE, {artefacts.GATE: gate})
+    ctx.store.write_json(ctx.path(STAGE, artefacts.GATE_PARAMS), info)
     log.info("gate: %s", info)
     extra = {"gate": info}
     return ctx.committed(timer, extra)

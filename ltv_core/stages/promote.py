@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
+from ltv_core.models import artefacts
+from ltv_core.models.stack import feature_gain
 from ltv_core.pipeline import REPORT_DIR, REQUIRED_STAGES, Stage
 from ltv_core.promotion import CHAMPION, Decision, decide, read_champion
 from ltv_core.report import ReportInputs, build_report
-from ltv_core.models.stack import feature_gain
 from ltv_core.store import ArtifactStore, StageTimer
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +87,8 @@ def report_inputs(ctx: RunContext, decision: dict[str, Any] | None) -> ReportInp
         champion = {"run_id": manifest["champion_run_id"], "metrics": manifest["champion"],
                     "value": frame["champion_value"].to_numpy()}
     oracle = {c: frame[c].to_numpy() for c in ("oracle_point", "oracle_mean") if c in frame} or None
-    gain = feature_gain(catalog.load_model(store, run_id, Stage.TRAIN_CLASSIFIER, catalog.CLASSIFIER),
-                        catalog.load_model(store, run_id, Stage.TRAIN_REGRESSOR, catalog.REGRESSOR))
+    gain = feature_gain(artefacts.load_model(store, run_id, Stage.TRAIN_CLASSIFIER, artefacts.CLASSIFIER),
+                        artefacts.load_model(store, run_id, Stage.TRAIN_REGRESSOR, artefacts.REGRESSOR))
     return ReportInputs(
         run_id=run_id, logical_date=ctx.logical_date.isoformat(), primary=ctx.spec.labels.primary,
         primary_metric=(decision or {}).get("primary_metric", "rmsle"), y_true=frame["y"].to_numpy(),

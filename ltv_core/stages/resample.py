@@ -4,12 +4,15 @@ other window (``ltv_core.models.plans.resample_stage``; docs/MODELS.md)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
+from ltv_core.models import artefacts
 from ltv_core.models.plans import resample_stage
 from ltv_core.pipeline import Split, Stage
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +24,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     _, meta = catalog.training_matrix(ctx.store, ctx.run_id, Split.TRAIN)
     plans, info = resample_stage(meta, ctx.spec, ctx.models)
     ctx.store.begin_stage(ctx.run_id, STAGE)
-    ctx.store.write_bytes(ctx.path(STAGE, catalog.PLANS), catalog.plans_to_bytes(plans))
+    ctx.store.write_bytes(ctx.path(STAGE, artefacts.PLANS), artefacts.plans_to_bytes(plans))
     for name, plan in plans.items():
         log.info("resample plan %s: %s", name, plan.info)
     rows = {n: (len(p.indices) if p.indices is not None else None) for n, p in plans.items()}

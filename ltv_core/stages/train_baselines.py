@@ -5,12 +5,15 @@ log1p, LightGBM Tweedie), fitted on the same windows as the stack and searched t
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
+from ltv_core.models import artefacts
 from ltv_core.models.training import fit_baseline_models
 from ltv_core.pipeline import Stage
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     revenue = ctx.spec.primary.revenue
     models, searches = fit_baseline_models(X, meta[revenue].to_numpy(float), X_val, meta_val[revenue].to_numpy(float),
                                            ctx.models)
-    catalog.save_models(ctx.store, ctx.run_id, STAGE, {f"{name}.json": model for name, model in models.items()})
+    artefacts.save_models(ctx.store, ctx.run_id, STAGE, {f"{name}.json": model for name, model in models.items()})
     iters = {n: m.best_iteration for n, m in models.items() if m.is_lgbm}
     log.info("baselines fitted: %s (LightGBM best iterations %s)", sorted(models), iters)
     extra = {"baselines": sorted(models), "best_iterations": iters, "param_search": searches}

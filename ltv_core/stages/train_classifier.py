@@ -4,12 +4,15 @@ validation (``ltv_core.models.training.train_classifier``; docs/MODELS.md)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltv_core import catalog
-from ltv_core.context import RunContext
+from ltv_core.models import artefacts
 from ltv_core.models.training import train_classifier
 from ltv_core.pipeline import Stage
+
+if TYPE_CHECKING:  # the stage only calls the context it is given
+    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +23,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     X, meta, X_val, meta_val = catalog.fit_windows(ctx.store, ctx.run_id)
     clf, info = train_classifier(X, meta, X_val, meta_val, ctx.spec, ctx.models,
-                                 catalog.load_plans(ctx.store, ctx.run_id)["classifier"])
-    catalog.save_models(ctx.store, ctx.run_id, STAGE, {catalog.CLASSIFIER: clf})
+                                 artefacts.load_plans(ctx.store, ctx.run_id)["classifier"])
+    artefacts.save_models(ctx.store, ctx.run_id, STAGE, {artefacts.CLASSIFIER: clf})
     log.info("buyer classifier: %d rounds, calibration %s; validation raw %s, calibrated (cross-fitted) %s",
              info["best_iteration"], info["calibration"], info["raw"], info["calibrated_crossfit"])
     extra = {**info, "features": len(X.columns)}

@@ -13,15 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support.configs import small_pipeline_config
 
 from ltv_core import catalog, cli
 from ltv_core.context import make_context
 from ltv_core.errors import DataError
+from ltv_core.models import artefacts
 from ltv_core.pipeline import REPORT_DIR, STAGES, TRAINING_STAGES, Stage
 from ltv_core.promotion import read_champion
-from ltv_core.stages import run_stages
+from ltv_core.inprocess import run_stages
 from ltv_core.store import ArtifactStore
-from support.configs import small_pipeline_config
 
 LOGICAL = "2025-10-31T00:00:00+00:00"
 WINDOWS = {
@@ -95,7 +96,7 @@ def test_train_evaluate_promote_score(base, tmp_path):
     for stage in TRAINING_STAGES:
         assert store.is_committed("base", stage)
 
-    stack = catalog.load_stack(store, "base")
+    stack = artefacts.load_stack(store, "base")
     X, _ = catalog.load_feature_matrix(store, "base", "holdout")
     pred = stack.predict(X)
     P = pred[[f"pred_{h}" for h in ("d7", "d14", "d28")]].to_numpy()
@@ -205,8 +206,8 @@ def test_score_stage_on_worker_processes(base, tmp_path):
     from ltv_core.cluster import scheduler_address
     from ltv_core.config import DaskConfig
     from ltv_core.scoring import Scorer, stream_predictions
-    from ltv_core.stages.score import score_partitions as run_score_stage
     from ltv_core.spec import load_spec
+    from ltv_core.stages.score import score_partitions as run_score_stage
 
     params, store = fresh(base, tmp_path)
     run("base", params, "train")

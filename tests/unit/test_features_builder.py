@@ -453,7 +453,7 @@ def test_matrix_equals_transform_then_dense_matrix(fitted, synthetic, pruned):
     """The scoring matrix (built without Arrow table or frame) holds the same float32 values as the
     transform's category frame converted by ``DenseMatrix.from_frame``; column-major; codes -1 -> NaN."""
     from ltv_core.features.state import category_labels, feature_frame
-    from ltv_core.models import DenseMatrix
+    from ltv_core.models.matrix import DenseMatrix
 
     builder, state = fitted
     _, table = synthetic["test"][0]
@@ -474,7 +474,7 @@ def test_matrix_equals_transform_then_dense_matrix(fitted, synthetic, pruned):
 
 
 def test_dense_matrix_from_values_rejects_bad_codes(fitted):
-    from ltv_core.models import DenseMatrix
+    from ltv_core.models.matrix import DenseMatrix
 
     _, state = fitted
     c = state.categorical_features[0]

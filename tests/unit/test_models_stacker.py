@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltv_core.models import lgb_params, train_booster
+from ltv_core.models.lgb import lgb_params, train_booster
 from ltv_core.models.stacker import Stacker, meta_frame, time_blocks
 from support.modeldata import FAST, make_data
 

@@ -160,7 +160,8 @@ def test_value_head_decision_is_separate_from_the_point_stacker(sets: dict, base
 def test_dense_matrix_predictions_equal_the_dataframe_path(stack, sets: dict, baselines: dict) -> None:  # type: ignore[no-untyped-def]
     """One float conversion for every booster gives bit-identical predictions; null and unseen
     category values behave as in LightGBM's own pandas conversion."""
-    from ltv_core.models import DenseMatrix, predict_booster
+    from ltv_core.models.lgb import predict_booster
+    from ltv_core.models.matrix import DenseMatrix
 
     Xh, _ = sets["hold"]
     X = Xh.copy()
@@ -181,7 +182,8 @@ def test_dense_matrix_predictions_equal_the_dataframe_path(stack, sets: dict, ba
 
 
 def test_dense_matrix_falls_back_when_category_levels_differ(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
-    from ltv_core.models import DenseMatrix, predict_booster
+    from ltv_core.models.lgb import predict_booster
+    from ltv_core.models.matrix import DenseMatrix
 
     Xh, _ = sets["hold"]
     X = Xh.copy()
@@ -196,7 +198,7 @@ def test_dense_matrix_falls_back_when_category_levels_differ(stack, sets: dict) 
 
 def test_dense_matrix_in_another_column_order_is_reordered(stack, sets: dict) -> None:  # type: ignore[no-untyped-def]
     Xh, _ = sets["hold"]
-    from ltv_core.models import DenseMatrix
+    from ltv_core.models.matrix import DenseMatrix
 
     shuffled = Xh[list(reversed(Xh.columns))]
     pd.testing.assert_frame_equal(stack.predict(DenseMatrix.from_frame(shuffled)), stack.predict(Xh))
@@ -206,7 +208,7 @@ def test_dense_matrix_from_values_matches_the_category_frame(stack, sets: dict) 
     """The scoring path builds the float matrix itself (category codes as floats, NaN = null; no
     category frame); it must predict exactly like the category frame, and build that frame only on
     demand."""
-    from ltv_core.models import DenseMatrix
+    from ltv_core.models.matrix import DenseMatrix
 
     Xh = sets["hold"][0].reset_index(drop=True)
     cats = {c: list(Xh[c].cat.categories) for c in Xh.columns if isinstance(Xh[c].dtype, pd.CategoricalDtype)}
@@ -295,7 +297,8 @@ def test_booster_on_few_features_predicts_on_their_values_alone() -> None:
     ones. A booster on most columns, and any call with extra predict arguments, stay dense."""
     import lightgbm as lgb
 
-    from ltv_core.models import RESTRICTED_MAX_SHARE, DenseMatrix, booster_split_features, predict_booster
+    from ltv_core.models.lgb import RESTRICTED_MAX_SHARE, booster_split_features, predict_booster
+    from ltv_core.models.matrix import DenseMatrix
 
     rng = np.random.default_rng(0)
     n, k = 3000, 40
