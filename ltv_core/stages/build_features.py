@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ltv_core import catalog
 from ltv_core.cluster import Job, dask_client, fan_out
+from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.features import fitting
 from ltv_core.features.builder import FeatureBuilder
@@ -31,9 +32,6 @@ from ltv_core.features.state import FeatureState
 from ltv_core.pipeline import Split, Stage, split_order
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

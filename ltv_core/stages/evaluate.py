@@ -13,7 +13,7 @@ promotion compares two models on identical data that neither was tuned on.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ltv_core import catalog
+from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.models import artefacts
 from ltv_core.pipeline import Split, Stage
@@ -29,9 +30,6 @@ from ltv_core.report import score as headline
 from ltv_core.scoring import Scorer, stream_predictions
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import fs_for
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -5,16 +5,14 @@ direct base learners instead of fitting them twice."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ltv_core import catalog
+from ltv_core.context import RunContext
 from ltv_core.models import artefacts, persist
 from ltv_core.models.stack import assemble_stack
 from ltv_core.models.training import fit_stacker
 from ltv_core.pipeline import Stage
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,15 @@ every staged file with its row count; the windows come from ``ltv_core.windows.r
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ltv_core import catalog
 from ltv_core.cluster import Job, dask_client, fan_out
+from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.ingest import stage_partition
 from ltv_core.pipeline import LABELLED, Stage, split_order
 from ltv_core.windows import describe, resolve
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

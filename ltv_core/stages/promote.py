@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ltv_core import catalog
+from ltv_core.context import RunContext
 from ltv_core.models import artefacts
 from ltv_core.models.stack import feature_gain
 from ltv_core.pipeline import REPORT_DIR, REQUIRED_STAGES, Stage
 from ltv_core.promotion import CHAMPION, Decision, decide, read_champion
 from ltv_core.report import ReportInputs, build_report
 from ltv_core.store import ArtifactStore, StageTimer
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -4,15 +4,13 @@ other window (``ltv_core.models.plans.resample_stage``; docs/MODELS.md)."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ltv_core import catalog
+from ltv_core.context import RunContext
 from ltv_core.models import artefacts
 from ltv_core.models.plans import resample_stage
 from ltv_core.pipeline import Split, Stage
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import logging
 import os
 import resource
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -29,6 +29,7 @@ import pyarrow.csv as pa_csv
 from ltv_core import catalog
 from ltv_core.cluster import Job, dask_client, fan_out, scheduler_address
 from ltv_core.config import DaskConfig
+from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.pipeline import Split, Stage
 from ltv_core.promotion import champion_run
@@ -36,9 +37,6 @@ from ltv_core.scoring import MODEL_RUN_COLUMN, Scorer
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore, StageTimer
 from ltv_core.timing import Laps
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

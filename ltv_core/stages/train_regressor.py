@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ltv_core import catalog
+from ltv_core.context import RunContext
 from ltv_core.models import artefacts
 from ltv_core.models.training import train_regressor
 from ltv_core.pipeline import Stage
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 

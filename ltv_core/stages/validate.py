@@ -12,7 +12,7 @@ import logging
 import time
 import zlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltv_core import catalog
+from ltv_core.context import RunContext
 from ltv_core.errors import DataError, ValidationFailed
 from ltv_core.pipeline import Stage
 from ltv_core.spec import DatasetSpec
@@ -27,9 +28,6 @@ from ltv_core.store import ArtifactStore, StageTimer
 from ltv_core.validation.expectations import resolve_expectations
 from ltv_core.validation.gx import validate_splits
 from ltv_core.validation.view import concat_views, view_table
-
-if TYPE_CHECKING:  # the stage only calls the context it is given
-    from ltv_core.context import RunContext
 
 log = logging.getLogger(__name__)
 
