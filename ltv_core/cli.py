@@ -1,4 +1,8 @@
-"""``python -m ltv_core``: the pipeline's stages without Airflow, for notebooks, debugging and demos."""
+"""``python -m ltv_core``: the pipeline's stages without Airflow, for notebooks, debugging and demos.
+
+Each subcommand imports its code when it runs: ``generate`` and ``demo`` need none of the modelling
+stack, which takes seconds to import.
+"""
 
 from __future__ import annotations
 

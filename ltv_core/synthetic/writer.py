@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -34,6 +34,7 @@ from ltv_core.spec import DatasetSpec, load_spec
 from ltv_core.synthetic.features import build_features
 from ltv_core.synthetic.model import draw_labels, label_inputs, linear_predictors, oracle
 from ltv_core.synthetic.vocab import get_vocab
+from ltv_core.timeutil import parse_time
 
 __all__ = ["KNOB_DEFAULTS", "Knobs", "generate_dataset", "generate_partition", "partition_rows", "parse_start"]
 
@@ -85,13 +86,12 @@ class Knobs:
 
 
 def parse_start(text: str) -> datetime:
-    """'YYYY-MM-DD' or 'YYYY-MM-DDTHH' (UTC) -> aware datetime on the hour."""
-    for fmt in ("%Y-%m-%dT%H", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
-        except (TypeError, ValueError):
-            continue
-    raise ValueError(f"start/test_start must be YYYY-MM-DD or YYYY-MM-DDTHH, got {text!r}")
+    """An hour to start generating at: any ISO time on the hour ('2025-10-01', '2025-10-01T05'), as
+    aware UTC (``ltv_core.timeutil.parse_time``)."""
+    when = parse_time(text)
+    if (when.minute, when.second, when.microsecond) != (0, 0, 0):
+        raise SpecError(f"start/test_start must be on the hour (YYYY-MM-DD or YYYY-MM-DDTHH), got {text!r}")
+    return when
 
 
 def partition_rows(rows_per_partition: int, when: datetime, amplitude: float) -> int:
