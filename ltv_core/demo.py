@@ -19,11 +19,11 @@ from ltv_core import jsonutil
 from ltv_core.config import load_config
 from ltv_core.errors import LtvError
 from ltv_core.pipeline import DAG_ID, REPORT_DIR, Stage
+from ltv_core.progress import DagTestProgress, stream
 from ltv_core.spec import load_spec
 from ltv_core.yamlconf import project_root
 from ltv_core.store import open_store
 from ltv_core.windows import suggest_logical_date
-
 
 
 def _say(msg: str) -> None:
@@ -106,15 +106,14 @@ def run_demo(rows_per_partition: int = 400, seed: int = 7) -> dict[str, Any]:
     _say(f"initialising Airflow metadata DB (SQLite) in {env['AIRFLOW_HOME']}")
     run_airflow(["db", "migrate"], env)
     conf = {"data_root": data_root, "store_root": store_root}
-    _say(f"running `airflow dags test {DAG_ID} {logical.isoformat()}` (data {data_root}, store {store_root})")
-    proc = run_airflow(["dags", "test", DAG_ID, logical.isoformat(), "-c", json.dumps(conf)], env, check=False)
     log_path = Path(store_root) / "demo-last-dags-test.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text(proc.stdout + proc.stderr)
+    _say(f"running `airflow dags test {DAG_ID} {logical.isoformat()}` (data {data_root}, store {store_root})")
+    _say(f"full Airflow log, written as it runs: {log_path}")
+    argv = [airflow_bin(), "dags", "test", DAG_ID, logical.isoformat(), "-c", json.dumps(conf)]
+    code, tail = stream(argv, env, log_path, DagTestProgress(say=_say))
     run = latest_run(store_root)
-    if proc.returncode != 0 or run is None:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        raise LtvError(f"the DAG run failed (full log: {log_path}):\n{tail}")
+    if code != 0 or run is None:
+        raise LtvError(f"the DAG run failed (full log: {log_path}):\n" + "\n".join(tail[-40:]))
     return summarize(store_root, run, logical.isoformat(), str(log_path))
 
 
