@@ -30,6 +30,7 @@ from ltv_tasks import (
 
 from ltv_core.params import airflow_param_specs
 from ltv_core.pipeline import DAG_ID
+from ltv_core.threads import dag_parallel_tasks
 
 
 @dag(
@@ -38,6 +39,8 @@ from ltv_core.pipeline import DAG_ID
     start_date=pendulum.datetime(2025, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # never more CPU-bound tasks at once than cores; each gets its share (ltv_core/threads.py)
+    max_active_tasks=dag_parallel_tasks(),
     default_args={"owner": "ltv", "retries": 0},
     tags=["ltv", "ml"],
     doc_md=__doc__,

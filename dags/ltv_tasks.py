@@ -44,9 +44,14 @@ def stage_context(context: dict[str, Any], *upstream: dict[str, Any] | None):
     anchored at its run_after. A failed upstream (promote and score run anyway) passes None."""
     from ltv_core.context import make_context
 
+    from ltv_core import threads
+
     when = context.get("logical_date") or context["dag_run"].run_after
-    return make_context(context["run_id"], when, run_params(context),
-                        upstream={u["stage"]: u for u in upstream if u})
+    ctx = make_context(context["run_id"], when, run_params(context),
+                       upstream={u["stage"]: u for u in upstream if u})
+    # this stage's share of the cores, beside the tasks the DAG may run with it (ltv_core.threads)
+    threads.apply(threads.resolve(ctx.config.threads, in_dag=True).for_stage(Stage(context["ti"].task_id)))
+    return ctx
 
 
 @task(task_id=Stage.INGEST.value, **IO_RETRIES)

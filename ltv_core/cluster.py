@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ltv_core import threads
 from ltv_core.config import DaskConfig
 from ltv_core.errors import DataError, LtvError
 
@@ -32,8 +34,7 @@ def scheduler_address(cfg: DaskConfig) -> str | None:
 
 @contextmanager
 def dask_client(cfg: DaskConfig | None = None) -> Iterator["distributed.Client"]:  # type: ignore[name-defined]  # noqa: F821
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     cfg = cfg or DaskConfig()
     address = scheduler_address(cfg)
@@ -45,9 +46,32 @@ def dask_client(cfg: DaskConfig | None = None) -> Iterator["distributed.Client"]
         finally:
             client.close()
         return
-    n_workers = cfg.n_workers or max(1, os.cpu_count() or 1)
+    n_workers = cfg.n_workers or threads.current()
     processes = cfg.processes
     saved = dict(os.environ)
+    hidden = hide_main_path()
+    try:
+        cluster = _local_cluster(cfg, n_workers, processes)
+    except BaseException:
+        restore_main_path(hidden)
+        raise
+    finally:
+        restore_environ(saved)
+    log.info("started Dask LocalCluster: %d workers", len(cluster.workers))
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+        restore_environ(saved)  # a nanny that restarted a worker set them again
+        restore_main_path(hidden)
+
+
+def _local_cluster(cfg: DaskConfig, n_workers: int, processes: bool) -> "distributed.LocalCluster":  # type: ignore[name-defined]  # noqa: F821
+    import dask
+    from distributed import LocalCluster
+
     try:
         with dask.config.set({TRIM_KEY: cfg.malloc_trim_threshold}):  # read by each nanny at start-up
             cluster = LocalCluster(
@@ -64,16 +88,33 @@ def dask_client(cfg: DaskConfig | None = None) -> Iterator["distributed.Client"]
         cluster = LocalCluster(
             n_workers=1, threads_per_worker=n_workers, processes=False, dashboard_address=None
         )
-    finally:
-        restore_environ(saved)
-    log.info("started Dask LocalCluster: %d workers", len(cluster.workers))
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-        restore_environ(saved)  # a nanny that restarted a worker set them again
+    return cluster
+
+
+def hide_main_path() -> str | None:
+    """Keep spawned workers from re-running this process's ``__main__`` script; returns its path.
+
+    multiprocessing's spawn imports the parent's main script in every child. In an Airflow 3 task
+    that script is the ``airflow`` console entry point: importing it loads Airflow's settings, whose
+    database URL the task supervisor has replaced by ``airflow-db-not-allowed:///``, so every worker
+    died with "Could not parse SQLAlchemy URL" and the nanny never started (reproduced in
+    tests/unit/test_cluster.py::test_local_cluster_starts_under_a_console_script_main). Workers run
+    only ``ltv_core`` functions, importable by name, so they need nothing from ``__main__``. Kept
+    hidden while the cluster lives: a nanny spawns again when it restarts a worker.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return None  # ``python -m pkg``: the child imports the module by name, harmlessly
+    path = getattr(main, "__file__", None)
+    if path is not None:
+        del main.__file__
+    return path
+
+
+def restore_main_path(path: str | None) -> None:
+    main = sys.modules.get("__main__")
+    if path is not None and main is not None:
+        main.__file__ = path
 
 
 def restore_environ(saved: dict[str, str]) -> None:

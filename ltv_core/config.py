@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ltv_core import yamlconf
+from ltv_core.threads import ThreadsConfig
 from ltv_core.timeutil import parse_time
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
@@ -117,6 +118,7 @@ class PipelineConfig(BaseModel):
     features_config: str = "config/features.yaml"
     promotion: PromotionConfig = PromotionConfig()
     scoring: ScoringConfig = ScoringConfig()
+    threads: ThreadsConfig = ThreadsConfig()
     source_path: str | None = None
 
 

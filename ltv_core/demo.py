@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ltv_core.threads import PARALLEL_ENV
 from ltv_core import jsonutil
 from ltv_core.config import load_config
 from ltv_core.errors import LtvError
@@ -103,6 +104,8 @@ def run_demo(rows_per_partition: int = 400, seed: int = 7) -> dict[str, Any]:
     spec = load_spec(config.dataset_spec)
     logical = suggest_logical_date(spec, config, data_root)
     env = airflow_env()
+    # `dags test` runs one task at a time: each stage may use every core (ltv_core/threads.py)
+    env.setdefault(PARALLEL_ENV, "1")
     _say(f"initialising Airflow metadata DB (SQLite) in {env['AIRFLOW_HOME']}")
     run_airflow(["db", "migrate"], env)
     conf = {"data_root": data_root, "store_root": store_root}

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+from ltv_core import threads
 from ltv_core.context import RunContext
 from ltv_core.pipeline import INPUTS, Stage
 from ltv_core.stages import build_features, evaluate, fit_stacker, ingest, optimize_gate, promote, resample
@@ -40,6 +41,7 @@ def run_stages(ctx: RunContext, stages: Iterable[Stage], done: dict[str, dict[st
         upstream = {s.value: results[s.value] for s in INPUTS[stage] if s.value in results}
         t0 = time.perf_counter()
         log.info("stage %s of run %s: starting", stage.value, ctx.run_id)
+        threads.apply(threads.resolve(ctx.config.threads).for_stage(stage))  # one stage at a time
         results[stage.value] = entry(stage)(dataclasses.replace(ctx, upstream=upstream))
         log.info("stage %s of run %s: done in %.1fs", stage.value, ctx.run_id, time.perf_counter() - t0)
     return results

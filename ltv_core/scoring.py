@@ -10,7 +10,6 @@ transform: ``tests/integration/test_stages.py::test_pruned_scoring_gives_identic
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ltv_core import catalog
+from ltv_core.threads import current as current_threads
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
 from ltv_core.features.plan import PLAN_SAMPLE_ROWS
@@ -46,7 +46,7 @@ class Scorer:
     state: FeatureState
     stack: FittedStack
     prune: bool = True  # compute only the features some tree splits on (see _plan)
-    threads: int | None = None  # the transform's threads; None: every core (a notebook, one process)
+    threads: int | None = None  # the transform's threads; None: the stage's budget (ltv_core.threads)
 
     @classmethod
     def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec, prune: bool = True,
@@ -55,7 +55,7 @@ class Scorer:
                    threads)
 
     def __post_init__(self) -> None:
-        self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=self.threads or os.cpu_count() or 1)
+        self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=self.threads or current_threads())
         self._plan_cache: list[Any] = []
         self._categories = {c: category_labels(self.state.vocabularies.get(c, []))
                             for c in self.state.categorical_features}

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ltv_core import threads
 from ltv_core.models.matrix import DenseMatrix
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
 ]
 
 # LightGBM settings every model starts from; config/models.yaml overrides them per model.
-# deterministic + force_col_wise + a fixed thread count make a fit reproducible bit for bit.
+# deterministic + force_col_wise make a fit reproducible bit for bit, whatever its thread count
+# (1 and 2 threads gave identical predictions): ``num_threads`` is the stage's budget
+# (ltv_core.threads), not a constant, so parallel tasks never run more busy threads than cores.
 LGB_DEFAULTS: dict[str, Any] = {
     "learning_rate": 0.05,
     "num_leaves": 31,
@@ -38,7 +41,6 @@ LGB_DEFAULTS: dict[str, Any] = {
     "cat_smooth": 20.0,
     "min_data_per_group": 100,
     "max_cat_threshold": 32,
-    "num_threads": 2,
     "deterministic": True,
     "force_col_wise": True,
     "verbosity": -1,
@@ -74,15 +76,17 @@ def predict_booster(booster: lgb.Booster, X: pd.DataFrame | DenseMatrix, **kwarg
                 used = booster_split_features(booster)
                 if len(used) <= RESTRICTED_MAX_SHARE * X.values.shape[1]:
                     data = X.restricted(used)
-            return booster.predict(data, **kwargs)
+            return booster.predict(data, num_threads=threads.current(), **kwargs)
         X = X.frame
-    return booster.predict(X, **kwargs)
+    # a loaded booster predicts with OpenMP's default (every core) unless told: the stage's budget
+    return booster.predict(X, num_threads=threads.current(), **kwargs)
 
 
 def lgb_params(base: dict[str, Any] | None, seed: int, **fixed: Any) -> dict[str, Any]:
     """LGB_DEFAULTS, overridden by the config's params, then by what the model itself fixes."""
     params = {**LGB_DEFAULTS, **(base or {}), **fixed}
     params["seed"] = int(seed)
+    params.setdefault("num_threads", threads.current())
     for k in ("bagging_seed", "feature_fraction_seed", "data_random_seed"):
         params.pop(k, None)  # derived from `seed` by LightGBM
     return params

@@ -47,6 +47,7 @@ def env(airflow_db, dask_scheduler_address, tmp_path_factory) -> dict[str, str]:
 
 
 def dags_test(env: dict[str, str], conf: dict) -> tuple[int, str]:
+    env = {"LTV_PARALLEL_TASKS": "1", **env}  # `dags test` runs one task at a time
     proc = run_airflow(["dags", "test", "ltv_daily", LOGICAL_DATE, "-c", json.dumps(conf)], env, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 

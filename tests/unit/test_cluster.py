@@ -88,3 +88,36 @@ def test_fan_out_names_the_failing_job(on_cluster):
         run([Job("part 3", "/x/3", (3, "/x/3"))])
     with pytest.raises(DataError, match=r"^bad rows in /y/4$"):
         run([Job("part 4", "/y/4", (4, "/y/4"))])
+
+
+# An Airflow 3 task process, as far as multiprocessing sees it: ``__main__`` is the ``airflow``
+# console script (no module spec) and the supervisor has blocked the database URL.
+AIRFLOW_LIKE_MAIN = '''
+import sys
+from airflow.__main__ import main
+if __name__ == "__main__":
+    import airflow.settings
+    from airflow.sdk.execution_time.supervisor import block_orm_access
+    block_orm_access()
+    from ltv_core.cluster import dask_client
+    from ltv_core.config import DaskConfig
+    with dask_client(DaskConfig(n_workers=1, memory_limit="1GiB")) as client:
+        print("worker says", client.submit(sum, [1, 2]).result(timeout=60))
+    print("main file kept:", sys.modules["__main__"].__file__ == sys.argv[0])
+'''
+
+
+def test_local_cluster_starts_under_a_console_script_main(tmp_path):
+    """Spawned workers would re-import the task's ``airflow`` script and die on the blocked DB URL
+    ("Nanny failed to start worker process"): ltv_core.cluster.hide_main_path."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "airflow"
+    script.write_text(AIRFLOW_LIKE_MAIN)
+    env = {k: v for k, v in os.environ.items() if k != "LTV_DASK_SCHEDULER"}
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow_home")
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "worker says 3" in proc.stdout
+    assert "main file kept: True" in proc.stdout
