@@ -82,7 +82,7 @@ def run_fits(policy: str, tasks: int, args: argparse.Namespace, cores: int) -> f
         if p.returncode != 0:
             raise SystemExit(f"a fit failed (policy {policy}, {tasks} task(s)): exit {p.returncode}")
         fits.append(json.loads(out.strip().splitlines()[-1])["fit_s"])
-    return round(max(fits), 2)
+    return round(max(fits), 3)
 
 
 def main() -> None:
@@ -120,7 +120,7 @@ def main() -> None:
                             text=True).stdout.strip()
     print(json.dumps({"benchmark": "threads", "rows": args.rows, "cols": args.cols, "rounds": args.rounds,
                       "cores": cores, "compete": args.compete, "fit_seconds": results,
-                      "speedup_new_vs_old": {k: round(v["old"] / v["new"], 2) for k, v in results.items()},
+                      "speedup_new_vs_old": {k: round(v["old"] / max(v["new"], 0.01), 2) for k, v in results.items()},
                       "load_average": [round(x, 2) for x in os.getloadavg()], "commit": commit}))
 
 
