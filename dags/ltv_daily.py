@@ -2,7 +2,8 @@
 ``ltv_core.stages`` (the tasks live in dags/ltv_tasks.py) and each edge is a value passed, the
 result of a stage that the next one reads (``ltv_core.pipeline.INPUTS``). train_classifier,
 train_regressor and train_baselines depend only on the features and the resampling plans, so a
-parallel executor runs them side by side.
+parallel executor runs them side by side; drift runs beside evaluate, and promote reads its verdict
+without waiting on its success (promote runs whatever happened upstream).
 
 Manual triggers and backfills take Params (``ltv_core.params.RunParams``): any window (ISO times,
 UTC, end exclusive), the dataset spec, the config files, the data root and the artefact store root.
@@ -15,6 +16,7 @@ import pendulum
 from airflow.sdk import Param, dag
 from ltv_tasks import (
     build_features,
+    drift,
     evaluate,
     fit_stacker,
     ingest,
@@ -57,7 +59,9 @@ def ltv_daily():
     stack = fit_stacker(features, classifier, regressor, baselines)
     gate = optimize_gate(features, classifier, regressor, stack)
     evaluation = evaluate(staged, features, classifier, regressor, baselines, stack, gate)
-    decision = promote(staged, validated, features, plans, classifier, regressor, baselines, stack, gate, evaluation)
+    drifted = drift(staged, features, classifier, regressor, stack, gate)
+    decision = promote(staged, validated, features, plans, classifier, regressor, baselines, stack, gate, evaluation,
+                       drifted)
     score(staged, validated, decision)
 
 

@@ -144,6 +144,16 @@ def evaluate(staged: dict, features: dict, classifier: dict, regressor: dict, ba
     return evaluate.run(stage_context(context, staged, features, classifier, regressor, baselines, stack, gate))
 
 
+@task(task_id=Stage.DRIFT.value)
+def drift(staged: dict, features: dict, classifier: dict, regressor: dict, stack: dict, gate: dict,
+          **context) -> dict:
+    """The scoring window against the training window (features, unseen categories, predictions);
+    a flag is logged and recorded, never blocking: promote and score run either way."""
+    from ltv_core.stages import drift
+
+    return drift.run(stage_context(context, staged, features, classifier, regressor, stack, gate))
+
+
 @task(task_id=Stage.PROMOTE.value, trigger_rule=TriggerRule.ALL_DONE, outlets=[CHAMPION_MODEL])
 def promote(*required: dict | None, **context) -> dict:
     """Runs even when a stage failed, so that the failure is recorded; ships nothing then."""

@@ -9,6 +9,7 @@ stage that did not commit (``ArtifactStore.read_manifest``).
     runs/<run>/build_features/feature_state.json               fitted feature state
     runs/<run>/build_features/<split>/<key>=<value>/...        feature files
     runs/<run>/evaluate/holdout.parquet, evaluation.json       holdout predictions and metrics
+    runs/<run>/drift/drift.json                                the drift report (ltv_core.drift)
 
 The model files of the modelling stages (plans, classifier, regressor, baselines, stacker, gate)
 have their names and readers in ``ltv_core.models.artefacts``.
@@ -22,14 +23,17 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from ltv_core.drift import DriftReport
 from ltv_core.errors import DataError
 from ltv_core.features.state import FeatureState, feature_frame
+from ltv_core.jsonutil import to_jsonable
 from ltv_core.pipeline import Split, Stage
 from ltv_core.store import ArtifactStore
 
 FEATURE_STATE = "feature_state.json"
 EVALUATION = "evaluation.json"
 HOLDOUT = "holdout.parquet"
+DRIFT = "drift.json"
 
 
 def path(store: ArtifactStore, run_id: str, stage: Stage, name: str) -> str:
@@ -117,3 +121,16 @@ def load_holdout(store: ArtifactStore, run_id: str) -> pd.DataFrame:
     """One row per holdout row: truth, the run's point and value, baselines, champion, oracle."""
     store.read_manifest(run_id, Stage.EVALUATE)
     return store.read_parquet(path(store, run_id, Stage.EVALUATE, HOLDOUT)).to_pandas()
+
+
+# --- drift ----------------------------------------------------------------------------------------
+def write_drift(store: ArtifactStore, run_id: str, report: DriftReport) -> str:
+    """The drift report of a run (one atomic write); the stage commits its manifest after it."""
+    return store.write_json(path(store, run_id, Stage.DRIFT, DRIFT), to_jsonable(report.model_dump(mode="json"),
+                                                                                  strict=True))
+
+
+def load_drift(store: ArtifactStore, run_id: str) -> DriftReport:
+    """The drift report of a committed drift stage."""
+    store.read_manifest(run_id, Stage.DRIFT)
+    return DriftReport.model_validate(store.read_json(path(store, run_id, Stage.DRIFT, DRIFT)))

@@ -105,6 +105,30 @@ class ScoringConfig(BaseModel):
     local_cluster_min_rows: int = Field(default=5_000_000, ge=0)
 
 
+class DriftConfig(BaseModel):
+    """The drift stage (``ltv_core.drift``; docs/OPERATIONS.md "Drift"): the scoring window against
+    the training window. A flagged run still promotes and scores; the flag is recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    sample_rows: int = Field(default=50_000, gt=0)  # rows of each window compared (uniform sample)
+    bins: int = Field(default=10, ge=2)             # PSI's quantile bins of the training distribution
+    psi_warn: float = Field(default=0.1, ge=0)      # a feature above: "warn" (moderate shift)
+    psi_alert: float = Field(default=0.25, ge=0)    # a feature above: drifted
+    max_drifted_share: float = Field(default=0.2, ge=0, le=1)  # run flagged above this share of drifted features
+    max_unseen_share: float = Field(default=0.05, ge=0, le=1)  # run flagged when a category feature exceeds it
+    prediction_psi: float = Field(default=0.25, ge=0)          # run flagged when the predictions' PSI exceeds it
+    exclude_features: list[str] = Field(default_factory=list)  # fnmatch patterns left out of the comparison
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftConfig:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError(f"drift.psi_warn {self.psi_warn} must not exceed drift.psi_alert {self.psi_alert}")
+        return self
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -118,6 +142,7 @@ class PipelineConfig(BaseModel):
     features_config: str = "config/features.yaml"
     promotion: PromotionConfig = PromotionConfig()
     scoring: ScoringConfig = ScoringConfig()
+    drift: DriftConfig = DriftConfig()
     threads: ThreadsConfig = ThreadsConfig()
     source_path: str | None = None
 

@@ -15,7 +15,7 @@ from typing import Any
 from ltv_core import threads
 from ltv_core.context import RunContext
 from ltv_core.pipeline import INPUTS, Stage
-from ltv_core.stages import build_features, evaluate, fit_stacker, ingest, optimize_gate, promote, resample
+from ltv_core.stages import build_features, drift, evaluate, fit_stacker, ingest, optimize_gate, promote, resample
 from ltv_core.stages import score, train_baselines, train_classifier, train_regressor, validate
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ MODULES: dict[Stage, ModuleType] = {
     Stage.INGEST: ingest, Stage.VALIDATE: validate, Stage.BUILD_FEATURES: build_features,
     Stage.RESAMPLE: resample, Stage.TRAIN_CLASSIFIER: train_classifier, Stage.TRAIN_REGRESSOR: train_regressor,
     Stage.TRAIN_BASELINES: train_baselines, Stage.FIT_STACKER: fit_stacker, Stage.OPTIMIZE_GATE: optimize_gate,
-    Stage.EVALUATE: evaluate, Stage.PROMOTE: promote, Stage.SCORE: score,
+    Stage.EVALUATE: evaluate, Stage.DRIFT: drift, Stage.PROMOTE: promote, Stage.SCORE: score,
 }
 
 

@@ -37,6 +37,7 @@ class Stage(_Name):
     FIT_STACKER = "fit_stacker"
     OPTIMIZE_GATE = "optimize_gate"
     EVALUATE = "evaluate"
+    DRIFT = "drift"
     PROMOTE = "promote"
     SCORE = "score"
 
@@ -58,12 +59,16 @@ TRAINING_STAGES: tuple[Stage, ...] = (S.RESAMPLE, S.TRAIN_CLASSIFIER, S.TRAIN_RE
                                       S.FIT_STACKER, S.OPTIMIZE_GATE)
 # Stages a run must commit before its model may be promoted.
 REQUIRED_STAGES: tuple[Stage, ...] = (S.INGEST, S.VALIDATE, S.BUILD_FEATURES, *TRAINING_STAGES, S.EVALUATE)
+# Stages promote reads but never waits for: a run whose drift failed or was flagged still promotes
+# (and scores); promote records the drift verdict in its manifest.
+ADVISORY_STAGES: tuple[Stage, ...] = (S.DRIFT,)
 # The folder the promote stage writes the run's HTML report to, beside its own (UI links to it).
 REPORT_DIR = "report"
 
 # What each stage reads: the stages whose committed output it consumes. ``promote`` reads every
-# required stage (it records which ones failed); ``score`` reads the champion pointer that this
-# run's ``promote`` may have switched, and the models of whichever run it names.
+# required stage (it records which ones failed) and the advisory drift verdict; ``score`` reads the
+# champion pointer that this run's ``promote`` may have switched, and the models of whichever run it
+# names.
 INPUTS: dict[Stage, tuple[Stage, ...]] = {
     S.INGEST: (),
     S.VALIDATE: (S.INGEST,),
@@ -76,7 +81,10 @@ INPUTS: dict[Stage, tuple[Stage, ...]] = {
     S.OPTIMIZE_GATE: (S.BUILD_FEATURES, S.TRAIN_CLASSIFIER, S.TRAIN_REGRESSOR, S.FIT_STACKER),
     S.EVALUATE: (S.INGEST, S.BUILD_FEATURES, S.TRAIN_CLASSIFIER, S.TRAIN_REGRESSOR, S.TRAIN_BASELINES,
                  S.FIT_STACKER, S.OPTIMIZE_GATE),
-    S.PROMOTE: REQUIRED_STAGES,
+    # drift: the scoring window's features (raw values too) against the training window's, and the
+    # predictions of this run's stack (the champion's are of another run)
+    S.DRIFT: (S.INGEST, S.BUILD_FEATURES, S.TRAIN_CLASSIFIER, S.TRAIN_REGRESSOR, S.FIT_STACKER, S.OPTIMIZE_GATE),
+    S.PROMOTE: (*REQUIRED_STAGES, *ADVISORY_STAGES),
     S.SCORE: (S.INGEST, S.VALIDATE, S.PROMOTE),
 }
 # Stages that run whatever happened upstream (Airflow's all_done): promote records a failed run

@@ -34,6 +34,7 @@ ARTEFACTS: dict[str, tuple[str, str]] = {
     "metrics.json": ("report", "metrics.json"),
     "decision.json": ("promote", "decision.json"),
     "validation.json": ("validate", "result.json"),
+    "drift.json": ("drift", "drift.json"),
 }
 DATA_DOCS = ("validate", "data_docs")
 DATA_DOCS_INDEX = "index.html"
@@ -90,6 +91,17 @@ class MetricSummary:
 
 
 @dataclass(frozen=True)
+class DriftSummary:
+    """The drift verdict of a run, from its drift stage's manifest (``ltv_core.stages.drift``)."""
+
+    flagged: bool
+    max_psi: float | None = None
+    prediction_psi: float | None = None
+    enabled: bool = True
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunSummary:
     folder: str  # the run's folder under runs/ (path-safe run id): the key used in URLs
     run_id: str  # Airflow's run id as recorded in the manifests
@@ -102,6 +114,7 @@ class RunSummary:
     artefacts: frozenset[str]  # keys of ARTEFACTS present, plus "data_docs"
     is_champion: bool = False
     problems: tuple[str, ...] = ()
+    drift: DriftSummary | None = None  # None: no committed drift stage
 
 
 @dataclass(frozen=True)
@@ -264,6 +277,16 @@ def _promotion(decision: dict[str, Any] | None) -> Promotion:
                      decision.get("champion_run_id"))
 
 
+def _drift(manifest: Mapping[str, Any] | None) -> DriftSummary | None:
+    if manifest is None:
+        return None
+    reasons = manifest.get("reasons")
+    return DriftSummary(flagged=manifest.get("flagged") is True, max_psi=_number(manifest.get("max_psi")),
+                        prediction_psi=_number(manifest.get("prediction_psi")),
+                        enabled=manifest.get("enabled") is not False,
+                        reasons=tuple(str(r) for r in reasons) if isinstance(reasons, list) else ())
+
+
 def _best_baseline(baselines: Any, name: str, higher: bool) -> tuple[str | None, float | None]:
     if not isinstance(baselines, Mapping):
         return None, None
@@ -318,6 +341,7 @@ def summarize_run(store: ArtifactStore, folder: str, champion: Champion | None =
         artefacts=frozenset(artefacts),
         is_champion=champion is not None and champion.folder == folder,
         problems=tuple(problems),
+        drift=_drift(manifests.get("drift")),
     )
 
 

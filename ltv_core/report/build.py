@@ -66,6 +66,7 @@ class ReportInputs:
     decision: dict[str, Any] | None = None  # promotion.Decision.to_dict()
     oracle: dict[str, np.ndarray] | None = None  # e.g. {"oracle_point": ..., "oracle_mean": ...}
     stage_info: dict[str, Any] = field(default_factory=dict)
+    drift: dict[str, Any] | None = None  # ltv_core.drift.DriftReport as JSON (None: not measured)
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -220,6 +221,31 @@ def _decision(decision: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "tolerance": decision.get("tolerance"), "decided_at": decision.get("decided_at", "n/a")}
 
 
+DRIFT_HEAD = ["feature", "kind", "PSI", "level", "test", "statistic", "p-value", "missing train", "missing scoring",
+              "unseen share"]
+
+
+def _drift(drift: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The report's drift section: verdict, table of the top features and the two plots."""
+    if drift is None:
+        return None
+    t = drift.get("thresholds") or {}
+    features = sorted(drift.get("features") or [], key=lambda f: -float(f.get("psi") or 0.0))
+    pred = drift.get("prediction")
+    return {
+        "enabled": bool(drift.get("enabled", True)), "flagged": bool(drift.get("flagged")),
+        "reasons": list(drift.get("reasons") or []), "notes": list(drift.get("notes") or []),
+        "max_psi": drift.get("max_psi"), "drifted_share": drift.get("drifted_share"),
+        "max_unseen_share": drift.get("max_unseen_share"), "thresholds": t, "compared": len(features),
+        "prediction": pred, "head": DRIFT_HEAD,
+        "rows": [[f["feature"], f["kind"], f["psi"], f.get("level"), f["test"], f.get("statistic"), f.get("p_value"),
+                  f["train_missing"], f["score_missing"], f.get("unseen_share")] for f in features[:25]],
+        "psi_png": plots.drift_psi_plot(features, float(t.get("psi_warn", 0.1)), float(t.get("psi_alert", 0.25))),
+        "prediction_png": None if not pred else plots.prediction_drift_plot(
+            pred["reference_quantiles"], pred["current_quantiles"],
+            f"{pred['reference']} {pred.get('reference_run_id') or ''}".strip(), pred["column"])}
+
+
 def build_report(inputs: ReportInputs) -> tuple[str, dict[str, Any]]:
     """(self-contained HTML, strict-JSON-able metrics dict) of one run's holdout evaluation."""
     blocks, curves = _blocks(inputs)
@@ -229,7 +255,7 @@ def build_report(inputs: ReportInputs) -> tuple[str, dict[str, Any]]:
         "run_id": inputs.run_id, "logical_date": inputs.logical_date, "primary_metric": inputs.primary_metric,
         "primary_horizon": inputs.primary, "metrics": blocks, "metric_columns": METRIC_COLUMNS,
         "champion_run_id": (inputs.champion or {}).get("run_id"), "evaluation": inputs.evaluation,
-        "decision": inputs.decision, "stage_info": inputs.stage_info,
+        "decision": inputs.decision, "stage_info": inputs.stage_info, "drift": inputs.drift,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     pm, model = inputs.primary_metric, blocks["model"]
@@ -246,7 +272,7 @@ def build_report(inputs: ReportInputs) -> tuple[str, dict[str, Any]]:
         ci_rows=_ci_rows(inputs.evaluation),
         horizon_head=["horizon", "column", *TABLE], horizon_rows=_horizon_rows(inputs.evaluation),
         proba_head=list(PROBA_METRICS), proba_row=[model.get(k) for k in PROBA_METRICS],
-        stage_info=inputs.stage_info,
+        stage_info=inputs.stage_info, drift=_drift(inputs.drift),
         evaluation_json=json.dumps(json_safe(inputs.evaluation), indent=2, sort_keys=True),
         gain_png=plots.gain_plot(y, curves), calibration_png=plots.calibration_plot(y, p),
         decile_png=plots.decile_plot(y, value, inputs.primary),

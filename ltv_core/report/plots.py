@@ -20,7 +20,7 @@ from ltv_core import metrics as M
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["calibration_plot", "decile_plot", "gain_plot", "importance_plot"]
+__all__ = ["calibration_plot", "decile_plot", "drift_psi_plot", "gain_plot", "importance_plot", "prediction_drift_plot"]
 
 
 def _figure(width: float = 7.0, height: float = 4.2) -> Figure:
@@ -126,4 +126,42 @@ def importance_plot(importance: Mapping[str, float], top: int = 25) -> str:
     ax.set_xlabel("total gain")
     ax.set_title(f"Top {len(items)} features by gain")
     ax.tick_params(axis="y", labelsize=7)
+    return _png(fig)
+
+
+def drift_psi_plot(features: list[Mapping[str, object]], psi_warn: float, psi_alert: float, top: int = 25) -> str:
+    """The ``top`` compared features by PSI (scoring vs training window), with the two thresholds."""
+    items = sorted(((float(f["psi"]), str(f["feature"])) for f in features  # type: ignore[arg-type]
+                    if math.isfinite(float(f["psi"]))), reverse=True)[:top]  # type: ignore[arg-type]
+    if not items:
+        return _empty("Feature drift (PSI)", "no features compared")
+    fig = _figure(7.0, 1.4 + 0.22 * len(items))
+    ax = fig.add_subplot()
+    colors = ["#a31515" if v > psi_alert else "#c98a00" if v > psi_warn else "#4c72b0" for v, _ in items]
+    ax.barh([k for _, k in items][::-1], [v for v, _ in items][::-1], color=colors[::-1])
+    ax.axvline(psi_warn, color="#c98a00", ls="--", lw=1, label=f"warn {psi_warn:g}")
+    ax.axvline(psi_alert, color="#a31515", ls="--", lw=1, label=f"alert {psi_alert:g}")
+    ax.set_xlabel("PSI, scoring vs training window")
+    ax.set_title(f"Top {len(items)} features by PSI")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+def prediction_drift_plot(reference: list[float], current: list[float], reference_label: str, column: str) -> str:
+    """Empirical CDFs (from the stored quantiles) of the reference and this run's predictions."""
+    if not reference or not current:
+        return _empty("Prediction drift", "no predictions compared")
+    q = np.linspace(0, 1, len(reference))
+    fig = _figure(7.0, 4.0)
+    ax = fig.add_subplot()
+    ax.plot(reference, q, label=reference_label, lw=1.4)
+    ax.plot(current, np.linspace(0, 1, len(current)), label="this run, scoring window", lw=1.4)
+    if max(max(reference), max(current)) > 0:
+        ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel(column)
+    ax.set_ylabel("share of rows at or below")
+    ax.set_title("Prediction distribution")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
     return _png(fig)

@@ -6,6 +6,9 @@ required stage committed, and the candidate is not worse than the champion, both
 run's holdout. This module gathers the evidence, writes ``promote/decision.json``, switches
 ``champion.json`` with one atomic write when promoted, writes ``report/report.html`` +
 ``metrics.json`` (``ltv_core.report.build_report``) and commits both folders.
+
+The drift verdict (``ltv_core.stages.drift``) is advisory: it is recorded in this stage's manifest
+and shown in the report, but a flagged, failed or missing drift never changes the decision.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ltv_core import catalog
 from ltv_core.context import RunContext
 from ltv_core.models import artefacts
 from ltv_core.models.stack import feature_gain
+from ltv_core.drift import DriftReport
 from ltv_core.pipeline import REPORT_DIR, REQUIRED_STAGES, Stage
 from ltv_core.promotion import CHAMPION, Decision, decide, read_champion
 from ltv_core.report import ReportInputs, build_report
@@ -73,7 +77,19 @@ def decide_run(store: ArtifactStore, run_id: str, *, primary_metric: str = "rmsl
     return decision
 
 
-def report_inputs(ctx: RunContext, decision: dict[str, Any] | None) -> ReportInputs:
+def read_drift(store: ArtifactStore, run_id: str) -> DriftReport | None:
+    """The run's drift report, or None when its drift stage did not commit (failed, or not run):
+    drift never blocks promotion, so its absence is logged, not raised."""
+    if not store.is_committed(run_id, Stage.DRIFT):
+        log.warning("run %s has no committed drift stage: drift not recorded", run_id)
+        return None
+    report = catalog.load_drift(store, run_id)
+    if report.flagged:
+        log.warning("run %s: drift flagged (recorded, does not block promotion): %s", run_id, "; ".join(report.reasons))
+    return report
+
+
+def report_inputs(ctx: RunContext, decision: dict[str, Any] | None, drift: DriftReport | None = None) -> ReportInputs:
     """Everything the report shows, read back from what the run's stages committed."""
     store, run_id = ctx.store, ctx.run_id
     frame = catalog.load_holdout(store, run_id)
@@ -93,7 +109,8 @@ def report_inputs(ctx: RunContext, decision: dict[str, Any] | None) -> ReportInp
         point=frame["point"].to_numpy(), value=frame["value"].to_numpy(), p_buyer=frame["p_buyer"].to_numpy(),
         baselines={c.removeprefix("baseline_"): frame[c].to_numpy() for c in frame if c.startswith("baseline_")},
         evaluation=catalog.load_evaluation(store, run_id), feature_importance=gain,
-        champion=champion, decision=decision, oracle=oracle, stage_info=stage_info)
+        champion=champion, decision=decision, oracle=oracle, stage_info=stage_info,
+        drift=None if drift is None else drift.model_dump(mode="json"))
 
 
 def write_report(store: ArtifactStore, run_id: str, inputs: ReportInputs) -> dict[str, str]:
@@ -116,12 +133,16 @@ def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     rule = ctx.config.promotion
     decision = decide_run(ctx.store, ctx.run_id, primary_metric=rule.metric, tolerance=rule.tolerance)
+    drift = read_drift(ctx.store, ctx.run_id)
     report = None
     if ctx.store.is_committed(ctx.run_id, Stage.EVALUATE):
-        report = write_report(ctx.store, ctx.run_id, report_inputs(ctx, decision.to_dict()))
+        report = write_report(ctx.store, ctx.run_id, report_inputs(ctx, decision.to_dict(), drift))
     else:
         log.warning("run %s has no committed evaluation: no report", ctx.run_id)
-    manifest = ctx.commit(timer, None, {"promoted": decision.promoted, "reason": decision.reason, "report": report})
+    drift_summary = None if drift is None else drift.summary()
+    manifest = ctx.commit(timer, None, {"promoted": decision.promoted, "reason": decision.reason, "report": report,
+                                        "drift": drift_summary})
     return {"run_id": ctx.run_id, "stage": STAGE.value, "manifest": manifest, "promoted": decision.promoted,
             "reason": decision.reason, "report": report,
-            "champion_run_id": ctx.run_id if decision.promoted else decision.champion_run_id}
+            "champion_run_id": ctx.run_id if decision.promoted else decision.champion_run_id,
+            "drift_flagged": None if drift is None else drift.flagged}

@@ -21,6 +21,7 @@ LINKS: tuple[tuple[str, str, str], ...] = (
     ("decision.json", "decision", "decision.json"),
     ("data_docs", "data docs", "data_docs/index.html"),
     ("validation.json", "validation result", "validation.json"),
+    ("drift.json", "drift", "drift.json"),
 )
 
 

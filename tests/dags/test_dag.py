@@ -101,7 +101,7 @@ def _task_functions() -> dict[str, ast.FunctionDef]:
 
 
 def test_every_task_is_one_call_of_its_stage():
-    """Each of the twelve tasks imports its own stage module and calls its ``run`` once with the
+    """Each of the thirteen tasks imports its own stage module and calls its ``run`` once with the
     stage context; promote and score also set their asset event. Nothing else."""
     tasks = _task_functions()
     assert set(tasks) == {s.value for s in STAGES}

@@ -47,7 +47,7 @@ BIN = Path(sys.executable).parent  # .venv/bin/airflow
 # Seconds for both runs after `backfill create` (about 4-8 minutes on a busy 2-core box).
 RUNS_TIMEOUT = float(os.environ.get("LTV_BACKFILL_TIMEOUT", 1200))
 STAGES = ("ingest", "validate", "build_features", "resample", "train_classifier", "train_regressor",
-          "train_baselines", "fit_stacker", "optimize_gate", "evaluate", "promote", "score")
+          "train_baselines", "fit_stacker", "optimize_gate", "evaluate", "drift", "promote", "score")
 
 
 def _iso(t: datetime) -> str:

@@ -91,7 +91,7 @@ def test_dag_runs_end_to_end(env, small_data, tmp_path, dask_scheduler_address):
                               **WINDOWS})
     assert rc == 0, log[-3000:]
     states = task_states(env, log)
-    assert len(states) == 12 and set(states.values()) == {"success"}, states
+    assert len(states) == 13 and set(states.values()) == {"success"}, states
     store = ArtifactStore(str(store_root))
     run = only_run(store_root)
     ingest = store.read_manifest(run, "ingest")
@@ -115,6 +115,11 @@ def test_dag_runs_end_to_end(env, small_data, tmp_path, dask_scheduler_address):
     assert (store_root / "runs" / run / "report" / "report.html").stat().st_size > 10_000
     assert json.loads((store_root / "runs" / run / "report" / "metrics.json").read_text())["metrics"]["model"]["rmsle"] == \
         pytest.approx(evaluation["model"]["rmsle"])
+    # drift: measured on the features the model uses, recorded by promote (flagged or not, it promoted)
+    drift = store.read_manifest(run, "drift")
+    assert drift["features"] > 0 and isinstance(drift["flagged"], bool) and drift["max_psi"] is not None
+    assert store.read_manifest(run, "promote")["drift"]["flagged"] is drift["flagged"]
+    assert (store_root / "runs" / run / "drift" / "drift.json").exists()
     scored = store.read_manifest(run, "score")
     assert scored["rows"] == ingest["outputs"]["scoring"]["rows"]
     preds = pq.read_table(str(store_root / "runs" / run / "score" / "predictions")).to_pandas()

@@ -50,7 +50,7 @@ REJECTION = ("rejected: rmsle 0.652100 vs champion scheduled__2025-11-03T03:00:0
 REPORT_MARKER = "LTV evaluation report"
 SECRET = "TOP-SECRET-OUTSIDE-THE-STORE"
 PASSWORD = "ltv-ui-test-password"
-STAGES = ("ingest", "validate", "build_features", "train", "evaluate", "report", "promote")
+STAGES = ("ingest", "validate", "build_features", "train", "evaluate", "drift", "report", "promote")
 
 
 # --- fixture store -------------------------------------------------------------------------------
@@ -82,6 +82,9 @@ def _write_run(store: ArtifactStore, run_id: str, day: int, rmsle: float, promot
             manifest["inputs"] = {"logical_date": logical}
         if stage == "validate":
             manifest.update(success=True, evaluated=842, failed=0)
+        if stage == "drift":
+            manifest.update(flagged=not promoted, max_psi=0.4321 if not promoted else 0.0123, prediction_psi=0.05,
+                            reasons=["dev_make: 0.400 of scoring rows unseen"] if not promoted else [], enabled=True)
         store.commit_stage(run_id, stage, manifest)
     decision = {
         "run_id": run_id, "promoted": promoted, "reason": reason, "primary_metric": "rmsle",
@@ -376,6 +379,8 @@ def test_page_lists_runs_champion_and_rejection(server: Server, browser: Chromiu
     assert f"{m['model']['rmsle']:.4f}" in rej_text and best in rej_text, rej_text
     assert f"{m['baselines'][best]['rmsle']:.4f}" in rej_text and "0.6012" in rej_text, rej_text
     assert "passed" in rej_text and "2025-11-04 03:00 UTC" in rej_text
+    assert "flagged" in rej_text and "max PSI 0.4321" in rej_text, "the Drift column"
+    assert "max PSI 0.0123" in champ_text and "flagged" not in champ_text
     for stage in STAGES:
         assert stage in rej_text
     banner = re.search(r'<div class="banner" id="champion">(.*?)</div>', dom, re.S)

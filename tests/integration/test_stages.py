@@ -320,6 +320,78 @@ def test_pruned_scoring_gives_identical_predictions(base, tmp_path):
         assert reader.predict_arrow(got_t).schema.field("model_run_id").type == pa.string()
 
 
+# Raw columns free of hand-written value rules (include/expectations): new values still validate
+DRIFT_CATEGORIES = ("dev_make", "dev_model", "carrier", "region", "advertiser_subcategory",
+                    "advertiser_bottom_taxonomy_level", "last_advertiser_action")
+DRIFT_NUMBERS = ("avg_act_days", "avg_days_ins", "weeks_since_first_seen", "weekend_ratio", "wifi_ratio")
+
+
+def inject_drift(data: Path, test_root: str) -> None:
+    """The raw scoring-window files with every free categorical column renamed (all values unseen
+    in training) and the non-negative numbers moved (x5, ratios squared), nulls kept."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for f in sorted((data / test_root).rglob("*.parquet")):
+        t = pq.read_table(f)
+        for name in t.column_names:
+            col, typ = t[name], t.schema.field(name).type
+            if name in DRIFT_CATEGORIES:
+                new = pc.binary_join_element_wise("drifted-", pc.cast(col, pa.string()), "")
+            elif name in DRIFT_NUMBERS:
+                new = pc.power(col, 2) if name.endswith("ratio") else pc.multiply(col, 5)
+            else:
+                continue
+            t = t.set_column(t.column_names.index(name), name, pc.cast(new, typ))
+        pq.write_table(t, f)
+
+
+def test_drift_flags_injected_drift_and_the_run_still_promotes_and_scores(base, tmp_path, caplog):
+    """A whole run on data whose scoring window drifted: the drift stage flags it (drift.json,
+    its manifest, one WARNING line naming features), promote records the flag and still promotes
+    (no champion yet), the report has the drift section, and score still scores. A run whose
+    drift did not commit promotes too."""
+    import logging
+
+    from ltv_core.spec import load_spec
+
+    data = tmp_path / "data"
+    shutil.copytree(base["data"], data)
+    inject_drift(data, load_spec("config/datasets/smadex_d7.yaml").roots.test)
+    params = {**base["params"], "data_root": str(data), "store_root": str(tmp_path / "store")}
+    store = ArtifactStore(str(tmp_path / "store"))
+    with caplog.at_level(logging.INFO, logger="ltv_core.stages.drift"):
+        results = run("drifted", params, *[s.value for s in STAGES])
+    drift = results[Stage.DRIFT]
+    assert drift["flagged"] is True and drift["max_psi"] > 0.25, drift
+    report = catalog.load_drift(store, "drifted")
+    assert report.flagged and report.reasons and report.features and report.score_rows > 0
+    assert report.prediction is not None and report.prediction.reference == "validation"  # no champion yet
+    assert not any("weekday" in f.feature for f in report.features), "excluded by drift.exclude_features"
+    unseen = {f.feature: f.unseen_share for f in report.features if f.unseen_share is not None}
+    assert all(unseen[c] == 1.0 for c in DRIFT_CATEGORIES if c in unseen), unseen
+    assert store.read_manifest("drifted", Stage.DRIFT)["flagged"] is True
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ltv_core.stages.drift" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("DRIFT FLAGGED for run drifted")
+    assert report.top(1)[0].feature in warnings[0]
+
+    promoted = store.read_manifest("drifted", Stage.PROMOTE)
+    assert results[Stage.PROMOTE]["promoted"] and promoted["drift"]["flagged"] is True
+    assert results[Stage.PROMOTE]["drift_flagged"] is True
+    page = Path(results[Stage.PROMOTE]["report"]["report.html"]).read_text()
+    assert "drift flagged" in page
+    metrics = json.loads(Path(results[Stage.PROMOTE]["report"]["metrics.json"]).read_text())
+    assert metrics["drift"]["flagged"] is True
+    assert results[Stage.SCORE]["rows"] > 0 and results[Stage.SCORE]["model_run_id"] == "drifted"
+
+    # a drift stage that failed (no manifest): promote still decides and records no drift
+    store.rm(f"{store.stage_dir('drifted', Stage.DRIFT)}/_manifest.json")
+    again = run("drifted", params, "promote")
+    assert again["promoted"] and again["drift_flagged"] is None
+    assert store.read_manifest("drifted", Stage.PROMOTE)["drift"] is None
+
+
 class ReadRecorder:
     """Which stages of one run each stage reads, seen at the store: every read, existence check and
     listing under ``runs/<run>/<stage>/`` is attributed to the stage running at the time; the
@@ -370,7 +442,7 @@ class ReadRecorder:
 
 
 def test_each_stage_reads_exactly_its_declared_inputs(base, tmp_path, monkeypatch):
-    """Derived from a real run, not declared: run 'b' goes through all twelve stages with the
+    """Derived from a real run, not declared: run 'b' goes through all thirteen stages with the
     store's reads recorded, beside a champion 'base' (so evaluate compares against it and score
     reads the pointer). Each stage's reads are exactly ``pipeline.INPUTS``, which the DAG's edges
     are (``tests/dags/test_dag.py::test_edges_are_the_declared_inputs``)."""

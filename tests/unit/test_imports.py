@@ -24,6 +24,7 @@ def _imported_after(module: str) -> set[str]:
     ("ltv_core.models.config", ()),          # reading config/models.yaml
     ("ltv_core.ingest", ()),                 # ingest's Dask worker task
     ("ltv_core.stages", ()),                 # the package imports none of its stage modules
+    ("ltv_core.drift", ()),                  # the drift statistics: numpy, pandas, scipy only
     ("ltv_core.stages.build_features", ("distributed",)),
 ])
 def test_light_modules_import_no_modelling_stack(module, allowed):

@@ -3,7 +3,19 @@
 import pytest
 
 from ltv_core.errors import SpecError
-from ltv_core.pipeline import INPUTS, LABELLED, REQUIRED_STAGES, RUN_ALWAYS, SPLITS, STAGES, Split, Stage, split, stage
+from ltv_core.pipeline import (
+    ADVISORY_STAGES,
+    INPUTS,
+    LABELLED,
+    REQUIRED_STAGES,
+    RUN_ALWAYS,
+    SPLITS,
+    STAGES,
+    Split,
+    Stage,
+    split,
+    stage,
+)
 
 
 def test_inputs_point_backwards_so_the_order_is_a_topological_one():
@@ -19,8 +31,17 @@ def test_every_stage_reaches_ingest_and_promotion_needs_every_required_stage():
         return {a for u in INPUTS[s] for a in {u} | ancestors(u)}
 
     assert all(Stage.INGEST in ancestors(s) for s in STAGES if s is not Stage.INGEST)
-    assert set(INPUTS[Stage.PROMOTE]) == set(REQUIRED_STAGES) == set(STAGES) - {Stage.PROMOTE, Stage.SCORE}
+    assert set(REQUIRED_STAGES) == set(STAGES) - {Stage.PROMOTE, Stage.SCORE, Stage.DRIFT}
+    assert set(INPUTS[Stage.PROMOTE]) == set(REQUIRED_STAGES) | set(ADVISORY_STAGES)
     assert RUN_ALWAYS == {Stage.PROMOTE, Stage.SCORE}
+
+
+def test_drift_never_blocks_promotion_or_scoring():
+    """drift is read by promote but not required for it, and score does not read it: a failed or
+    flagged drift still lets the run promote (promote runs all_done) and score."""
+    assert ADVISORY_STAGES == (Stage.DRIFT,) and Stage.DRIFT not in REQUIRED_STAGES
+    assert Stage.DRIFT not in INPUTS[Stage.SCORE] and Stage.PROMOTE in RUN_ALWAYS
+    assert STAGES.index(Stage.OPTIMIZE_GATE) < STAGES.index(Stage.DRIFT) < STAGES.index(Stage.PROMOTE)
 
 
 def test_names_read_as_plain_strings():

@@ -20,7 +20,8 @@ from ltv_core.store import ArtifactStore, safe_run_id
 RUN = "scheduled__2025-11-04T03:00:00+00:00"
 CHAMP = "scheduled__2025-11-03T03:00:00+00:00"
 SECTIONS = ("Promotion decision", "Metrics: model vs champion", "Cumulative gain", "Calibration of p_buyer",
-            "Predicted vs actual by decile", "Feature importance", "Per-horizon metrics", "Training stages")
+            "Predicted vs actual by decile", "Feature importance", "Drift: scoring window vs training window",
+            "Per-horizon metrics", "Training stages")
 
 
 def _inputs(n: int = 600, seed: int = 0, *, zeros: bool = False, full: bool = True, run_id: str = RUN) -> ReportInputs:
@@ -182,3 +183,30 @@ def test_score_and_json_safe_helpers() -> None:
     assert s["rows"] == 4 and s["gini"] == pytest.approx(1.0) and "auc" not in s
     assert json_safe({"a": np.float32(1.5), "b": (np.nan, np.int64(2)), 3: {"c": -math.inf}}) == {
         "a": 1.5, "b": [None, 2], "3": {"c": None}}
+
+
+def _drift_doc(flagged: bool) -> dict[str, Any]:
+    """A real drift report (ltv_core.drift) of two features, one shifted, and the predictions."""
+    from ltv_core import drift as D
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=3000), rng.normal(1.5 if flagged else 0.0, 1.0, 3000)
+    rows = [D.numeric_drift("shifted<b>", a, b), D.numeric_drift("steady", a, rng.normal(size=3000))]
+    pred = D.prediction_drift(np.abs(a), np.abs(b), column="value_d7", reference_name="champion",
+                              reference_run_id=CHAMP)
+    return D.assess(rows, pred, D.Thresholds()).model_dump(mode="json")
+
+
+def test_drift_section_with_plots_and_metrics_json_key() -> None:
+    plain, _ = build_report(_inputs())
+    inp = _inputs()
+    inp.drift = _drift_doc(flagged=True)
+    page, doc = build_report(inp)
+    assert "drift flagged" in page and "shifted&lt;b&gt;" in page and "prediction PSI" in page
+    assert len(re.findall(r"data:image/png;base64,", page)) == len(re.findall(r"data:image/png;base64,", plain)) + 2
+    text = json.dumps(doc, allow_nan=False)
+    assert _strict(text)["drift"]["flagged"] is True and doc["drift"]["flagged_features"] == ["shifted<b>"]
+    inp.drift = _drift_doc(flagged=False)
+    page, doc = build_report(inp)
+    assert "within thresholds" in page and doc["drift"]["flagged"] is False
+    assert "No drift measured for this run" in plain

@@ -175,3 +175,28 @@ def test_folder_names_and_media_types() -> None:
     assert media_type("x/report.html").startswith("text/html")
     assert media_type("metrics.json") == "application/json" and media_type("f.woff2") == "font/woff2"
     assert media_type("blob.bin") == "application/octet-stream"
+
+
+def test_drift_verdict_comes_from_the_drift_manifest(store: ArtifactStore) -> None:
+    assert all(r.drift is None for r in build_view(store.url).runs), "no drift stage: no verdict"
+    _manifest(store, NEW, "drift", "2025-11-04T03:30:00+00:00", flagged=True, max_psi=0.71, prediction_psi=0.05,
+              reasons=["dev_make: 0.400 of scoring rows have a category unseen in training (> 0.05)"], enabled=True)
+    _manifest(store, OLD, "drift", "2025-11-03T03:30:00+00:00", flagged=False, max_psi=0.04, prediction_psi=None,
+              reasons=[], enabled=True)
+    store.write_json(f"{store.stage_dir(NEW, 'drift')}/drift.json", {"flagged": True})
+    new, old = build_view(store.url).runs
+    assert new.drift is not None and new.drift.flagged and new.drift.max_psi == 0.71
+    assert new.drift.reasons[0].startswith("dev_make") and "drift.json" in new.artefacts
+    assert old.drift is not None and not old.drift.flagged and old.drift.prediction_psi is None
+    assert artefact_path(store, safe_run_id(NEW), "drift.json").endswith("/drift/drift.json")
+
+
+def test_runs_page_has_a_drift_column(store: ArtifactStore) -> None:
+    spec = importlib.util.spec_from_file_location("ltv_reports_render", FILES.with_name("render.py"))
+    assert spec and spec.loader
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)  # alone: the package imports Airflow
+    render_runs = render.render_runs
+    _manifest(store, NEW, "drift", "2025-11-04T03:30:00+00:00", flagged=True, max_psi=0.71, reasons=["x"])
+    page = render_runs(build_view(store.url), "ltv_daily")
+    assert "<th>Drift</th>" in page and "drift-flagged" in page and "max PSI 0.7100" in page
