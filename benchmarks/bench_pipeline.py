@@ -35,6 +35,9 @@
 5. ``--compete``: one CPU-bound ``python -c "while True: pass"`` process runs for the whole
    measurement (pipeline and floor) and is killed at the end; it is left out of the RSS.
 
+``cpu_s`` is the CPU seconds of the CLI's process tree (``getrusage`` of reaped children; for
+Airflow ``cpu_s_with_setup``: every process of the stack, set-up and services included): on a
+shared machine the wall times move with the load, the CPU seconds much less.
 Peak RSS is sampled every 200 ms over every process the benchmark started (the CLI and its Dask
 workers; or Airflow's api-server, scheduler, executor and task processes and the Dask processes),
 never the benchmark itself or the competitor. Progress goes to stderr; the last line printed is
@@ -49,6 +52,7 @@ import math
 import multiprocessing as mp
 import os
 import re
+import resource
 import secrets
 import shutil
 import subprocess
@@ -98,6 +102,13 @@ def git_commit() -> dict[str, Any]:
 
     return {"commit": git("rev-parse", "HEAD") or None,
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def children_cpu() -> float:
+    """CPU seconds of every terminated, reaped descendant (a process's rusage includes the children
+    it reaped): a subprocess tree's CPU, whatever the load did to its wall time."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def load_avg() -> list[float]:
@@ -220,7 +231,7 @@ def run_cli(work: Path, data_root: str, logical: str, configs: dict[str, str], e
     started: dict[str, float] = {}
     with open(work / "cli.stdout.json", "w") as out, open(log_path, "w") as err_log, \
             RssSampler(interval=0.2, relist_every=5, exclude=exclude, include_self=False) as rss:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), children_cpu()
         proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=out, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -236,12 +247,14 @@ def run_cli(work: Path, data_root: str, logical: str, configs: dict[str, str], e
                 log(f"cli: {m.group(2)} started")
         code = proc.wait()
         total = time.perf_counter() - t0
+        cpu = children_cpu() - cpu0
     ok = code == 0 and set(stages) == {s.value for s in STAGES}
     if not ok:
         log(f"cli: FAILED (exit {code}); last lines of {log_path}:\n" +
             "\n".join(log_path.read_text(errors="replace").splitlines()[-40:]))
     return {"stages": stages, "stages_manifest": manifest_seconds(store_root, run_id), "total_s": round(total, 1),
-            "stages_sum_s": round(sum(stages.values()), 1), "peak_rss_mb": _mb(rss.peak),
+            "stages_sum_s": round(sum(stages.values()), 1), "cpu_s": round(cpu, 1),
+            "cores_busy": round(cpu / total, 2), "peak_rss_mb": _mb(rss.peak),
             "peak_rss_mb_largest_process": _mb(rss.child_peak), "ok": ok, "exit_code": code,
             "rows_by_split": staged_rows(store_root, run_id), "run_id": run_id}
 
@@ -321,6 +334,7 @@ def run_airflow(work: Path, data_root: str, logical: str, configs: dict[str, str
     run_id = "bench_airflow"
     result: dict[str, Any] = {"ok": False, "run_id": run_id, "executor": "LocalExecutor", "parallelism": parallelism,
                               "metadata_db": "sqlite", "logs": str(services.log_dir)}
+    cpu0 = children_cpu()
     with RssSampler(interval=0.2, relist_every=5, exclude=exclude, include_self=False) as rss:
         try:
             t0 = time.perf_counter()
@@ -377,6 +391,8 @@ def run_airflow(work: Path, data_root: str, logical: str, configs: dict[str, str
         finally:
             log("airflow: stopping the services")
             services.stop(grace=15)
+    # every process of the stack (set-up, services and Dask included), once they all were stopped
+    result["cpu_s_with_setup"] = round(children_cpu() - cpu0, 1)
     result["peak_rss_mb"] = _mb(rss.peak)
     result["peak_rss_mb_largest_process"] = _mb(rss.child_peak)
     result["stages_manifest"] = manifest_seconds(store_root, run_id)
