@@ -61,7 +61,7 @@ up: venv
 	exec airflow standalone
 
 test: venv system-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=15
 
 # The unit tests alone (tests/unit: no Airflow, no external processes): minutes, not tens of them.
 test-fast: venv
