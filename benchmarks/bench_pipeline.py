@@ -553,6 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     data_dir = Path(args.data_dir or ROOT / ".bench/pipeline" / f"s{args.seed}-n{args.rows}{'-quick' if args.quick else ''}")
     t_all = time.perf_counter()
+    vcs = git_commit()  # the code measured: at the start (a commit made while it runs is not it)
     configs = quick_configs(work / "configs") if args.quick else {}
     labelled_hours, scoring_hours = run_hours(configs.get("config"))
     generated = ensure_data(data_dir.resolve(), args.rows, args.seed, labelled_hours, scoring_hours)
@@ -598,7 +599,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     floor = result["floor"]["total_s"]
     result["ratio"] = {m: round(result[m]["total_s"] / floor, 1) if result[m].get("total_s") else None for m in modes}
     result["ok"] = all(result[m]["ok"] for m in modes)
-    result.update({**git_commit(), "cpu_count": cores, "load_avg": load,
+    result.update({**vcs, "cpu_count": cores, "load_avg": load,
                    "bench_seconds": round(time.perf_counter() - t_all, 1),
                    "when": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if args.keep:
