@@ -20,6 +20,7 @@ Progress goes to stderr; the last line of stdout is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import Competitor  # noqa: E402  (benchmarks/harness.py)
 
 # Runs in a fresh interpreter. lightgbm is imported FIRST so that OpenMP initialises with the
 # environment the parent chose (ltv_core's import would set OMP_WAIT_POLICY=PASSIVE otherwise).
@@ -49,9 +52,6 @@ t0 = time.perf_counter()
 lgb.train(params, ds, num_boost_round=rounds)
 print(json.dumps({"fit_s": time.perf_counter() - t0}))
 """
-
-SPIN = "while True: pass"
-
 
 def say(msg: str) -> None:
     print(f"[bench_threads] {msg}", file=sys.stderr, flush=True)
@@ -101,9 +101,10 @@ def main() -> None:
     scenarios = ["alone"] if args.quick else ["alone", "two_tasks"]
     results: dict[str, dict[str, float]] = {}
     for load in ("idle", "loaded"):
-        spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.compete if load == "loaded" else 0)]
-        try:
-            time.sleep(0.5 if spinners else 0)
+        with contextlib.ExitStack() as spinners:
+            for _ in range(args.compete if load == "loaded" else 0):
+                spinners.enter_context(Competitor())
+            time.sleep(0.5 if load == "loaded" else 0)
             for scenario in scenarios:
                 tasks = 1 if scenario == "alone" else 2
                 for policy in ("old", "new"):
@@ -112,10 +113,6 @@ def main() -> None:
                     secs = run_fits(policy, tasks, args, cores)
                     results.setdefault(key, {})[policy] = secs
                     say(f"{key}: policy {policy}: {secs:.2f} s")
-        finally:
-            for s in spinners:
-                s.kill()
-                s.wait()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     print(json.dumps({"benchmark": "threads", "rows": args.rows, "cols": args.cols, "rounds": args.rounds,

@@ -4,14 +4,11 @@ they started; a CPU-bound competing process."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -99,105 +96,10 @@ class RssSampler:
 
 
 # --- background processes ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _session_members(sids: set[int]) -> dict[int, int]:
-    """Live (non-zombie) processes whose session id is in ``sids``: pid -> pgid (Linux /proc)."""
-    members = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) in sids and fields[0] != b"Z":
-            members[int(entry)] = int(fields[2])
-    return members
-
-
-class Services:
-    """Long-running subprocesses, each in a session of its own (setsid), logging to
-    ``<log_dir>/<name>.log``. ``stop()`` SIGTERMs each process group (last started first), then
-    SIGKILLs whatever is left in those sessions: Airflow's task supervisor moves each task process
-    into a group of its own, which a kill of the scheduler's group alone would miss."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: str | None = None) -> subprocess.Popen:
-        with open(self.log_path(name), "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    cwd=cwd, start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
-    def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def dead(self) -> dict[str, int]:
-        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
-
-    def tail(self, name: str, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
-        except OSError as exc:
-            return f"<{exc}>"
-
-    def report(self, lines: int = 30) -> str:
-        return "\n".join(f"----- {n} (pid {p.pid}, {'running' if p.poll() is None else f'exited {p.returncode}'}) "
-                         f"{self.log_path(n)} -----\n{self.tail(n, lines)}" for n, p in self.procs.items())
-
-    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float, interval: float = 0.5) -> None:
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while True:
-            try:
-                if ready():
-                    return
-            except Exception as exc:  # noqa: BLE001 - not ready yet
-                last = exc
-            dead = self.dead()
-            if dead or time.monotonic() > deadline:
-                why = f"processes exited: {dead}" if dead else f"timed out after {timeout:.0f}s"
-                raise RuntimeError(f"{what} ({why}; last error: {last!r})\n{self.report()}")
-            time.sleep(interval)
-
-    def members(self) -> dict[int, int]:
-        for p in self.procs.values():
-            p.poll()
-        return _session_members({p.pid for p in self.procs.values()})
-
-    def stop(self, grace: float = 10.0) -> None:
-        deadline = time.monotonic() + grace
-        for name, proc in reversed(list(self.procs.items())):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-        end = time.monotonic() + max(0.0, deadline - time.monotonic())
-        while self.members() and time.monotonic() < end:
-            time.sleep(0.1)
-        for pid, pgid in self.members().items():
-            for kill in (lambda: os.killpg(pgid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-                try:
-                    kill()
-                except (ProcessLookupError, PermissionError):
-                    pass
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+# The tests' process group (setsid per process, stopped by group then by session) serves the
+# benchmarks too: one implementation of "start Airflow / Dask on loopback and leave nothing behind".
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.processes import ProcessGroup as Services, free_port  # noqa: E402
 
 
 class Competitor:

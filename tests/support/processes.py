@@ -60,11 +60,12 @@ class ProcessGroup:
         self.env = dict(env if env is not None else os.environ)
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+              cwd: str | None = None) -> subprocess.Popen:
         log = open(self.log_path(name), "ab")
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env or self.env, cwd=str(ROOT), start_new_session=True)
+                                    env=env or self.env, cwd=cwd or str(ROOT), start_new_session=True)
         finally:
             log.close()
         self.procs[name] = proc  # setsid: sid == pgid == pid
