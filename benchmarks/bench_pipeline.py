@@ -59,7 +59,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,7 +68,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import Competitor, RssSampler, Services, free_port  # noqa: E402  (benchmarks/harness.py)
+from harness import AirflowApi as Api, Competitor, RssSampler, Services, free_port  # noqa: E402  (benchmarks/harness.py)
 
 from ltv_core.pipeline import DAG_ID, STAGES  # noqa: E402
 
@@ -260,21 +259,6 @@ def run_cli(work: Path, data_root: str, logical: str, configs: dict[str, str], e
 
 
 # --- Airflow ------------------------------------------------------------------------------------------------
-class Api:
-    def __init__(self, base: str):
-        self.base = base
-
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        req = urllib.request.Request(f"{self.base}{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=20) as resp:
-            return json.load(resp)
-
-    def get(self, path: str) -> dict:
-        return self.request("GET", path)
-
-
 def _seconds_between(a: str | None, b: str | None) -> float | None:
     if not a or not b:
         return None

@@ -99,7 +99,7 @@ class RssSampler:
 # The tests' process group (setsid per process, stopped by group then by session) serves the
 # benchmarks too: one implementation of "start Airflow / Dask on loopback and leave nothing behind".
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.processes import ProcessGroup as Services, free_port  # noqa: E402
+from support.processes import AirflowApi, ProcessGroup as Services, free_port  # noqa: E402, F401
 
 
 class Competitor:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,6 +31,7 @@ from ltv_core.pipeline import SPLITS
 from ltv_core.windows import describe, labelled_windows, resolve
 
 from support.configs import small_pipeline_config
+from support.processes import AirflowApi
 
 if TYPE_CHECKING:
     from support.processes import ProcessGroup
@@ -107,11 +107,7 @@ class AirflowStack:
         return proc
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        req = urllib.request.Request(f"{self.api}{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)
+        return AirflowApi(self.api, timeout=10).request(method, path, body)
 
     def get(self, path: str) -> dict:
         return self.request("GET", path)

@@ -3,11 +3,13 @@ session, so nothing they started survives)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,3 +149,22 @@ class ProcessGroup:
             raise RuntimeError(f"processes survived SIGKILL: {sorted(left)}")
 
 
+
+
+class AirflowApi:
+    """A JSON client of the Airflow REST API (``/api/v2``) of an api-server started on loopback;
+    the tests and benchmarks/bench_pipeline.py use it (simple auth's all-admins mode: no token)."""
+
+    def __init__(self, base: str, timeout: float = 20.0):
+        self.base = base
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(f"{self.base}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            return json.load(resp)
+
+    def get(self, path: str) -> dict:
+        return self.request("GET", path)
