@@ -18,6 +18,7 @@ loads: with the default, LightGBM's threads spin on a busy core and 100 rounds t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -150,5 +151,13 @@ def apply(n_threads: int) -> int:
 
 
 def current() -> int:
-    """The applied budget, else every available core (a notebook: one task at a time)."""
-    return _current or resolve().cores
+    """The applied budget; else ``$OMP_NUM_THREADS`` (a Dask worker, whose nanny sets 1: LightGBM's
+    predict there used one thread before it was given ``num_threads``); else every available core
+    (a notebook: one task at a time). On the hot path (every ``predict_booster`` call): the cores
+    are read once per process (tests/unit/test_threads.py::test_current_outside_a_stage)."""
+    return _current or _env_int(os.environ, "OMP_NUM_THREADS") or _machine_cores()
+
+
+@functools.cache
+def _machine_cores() -> int:
+    return resolve().cores

@@ -73,3 +73,16 @@ def test_apply_sets_arrow_and_lightgbm(monkeypatch):
         assert lgb_params({"num_threads": 4}, seed=1)["num_threads"] == 4  # the config still wins
     finally:
         pa.set_cpu_count(before)
+
+
+def test_current_outside_a_stage(monkeypatch):
+    """A Dask worker (its nanny sets OMP_NUM_THREADS=1) keeps one thread; elsewhere every core."""
+    monkeypatch.setattr(threads, "_current", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.current() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.delenv("LTV_CORES", raising=False)
+    assert threads.current() == threads.available_cores()
+    monkeypatch.setattr(threads, "_current", 3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.current() == 3  # an applied budget wins
