@@ -16,8 +16,10 @@ but does not wait for it, docs/OPERATIONS.md "Drift").
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -89,19 +91,23 @@ def _champion_reference(ctx: RunContext, ids: pd.Series, column: str) -> tuple[s
     return champ, np.concatenate(parts) if parts else np.zeros(0)
 
 
+def validation_sample(ctx: RunContext, cfg: DriftConfig) -> pd.DataFrame:
+    """A uniform sample (``drift.sample_rows``) of the validation window's feature matrix."""
+    X_val, _ = catalog.training_matrix(ctx.store, ctx.run_id, Split.VALIDATION)
+    return X_val.iloc[D.sample_positions(len(X_val), cfg.sample_rows, cfg.seed)]
+
+
 def prediction_drift(ctx: RunContext, stack: FittedStack, X_score: pd.DataFrame, ids: pd.Series,
-                     cfg: DriftConfig) -> D.PredictionDrift:
+                     cfg: DriftConfig, validation: Callable[[], pd.DataFrame]) -> D.PredictionDrift:
     """This run's expected-value predictions on the scoring sample against the champion's on the
-    same rows, else against this run's own on (a sample of) validation."""
+    same rows, else against this run's own on the validation sample (``validation()``)."""
     column = f"value_{ctx.spec.labels.primary}"
     current = stack.predict(X_score)[column].to_numpy()
     champion = _champion_reference(ctx, ids, column)
     if champion is not None:
         return D.prediction_drift(champion[1], current, column=column, reference_name="champion",
                                   reference_run_id=champion[0], bins=cfg.bins)
-    X_val, _ = catalog.training_matrix(ctx.store, ctx.run_id, Split.VALIDATION)
-    X_val = X_val.iloc[D.sample_positions(len(X_val), cfg.sample_rows, cfg.seed)]
-    return D.prediction_drift(stack.predict(X_val)[column].to_numpy(), current, column=column,
+    return D.prediction_drift(stack.predict(validation())[column].to_numpy(), current, column=column,
                               reference_name="validation", reference_run_id=ctx.run_id, bins=cfg.bins)
 
 
@@ -128,15 +134,14 @@ def measure(ctx: RunContext, cfg: DriftConfig, timings: dict[str, float]) -> D.D
     # reference is the validation window, encoded by the same state as the scoring window.
     oof = [f for f in features if TE_MARK in f]
     same = [f for f in features if TE_MARK not in f]
+    validation = functools.cache(lambda: validation_sample(ctx, cfg))  # read once, only if needed
     rows = D.feature_drift(tr, sc, same, bins=cfg.bins, unseen=unseen)
     if oof:
-        X_val, _ = catalog.training_matrix(store, run_id, Split.VALIDATION)
-        val = X_val.iloc[D.sample_positions(len(X_val), cfg.sample_rows, cfg.seed)]
-        rows += D.feature_drift(val, sc, oof, bins=cfg.bins, unseen=unseen)
+        rows += D.feature_drift(validation(), sc, oof, bins=cfg.bins, unseen=unseen)
         order = {f: i for i, f in enumerate(features)}
         rows.sort(key=lambda r: order[r.feature])
     timings["features"] = round(time.perf_counter() - t0 - timings["load"], 3)
-    pred = prediction_drift(ctx, stack, sc, ids, cfg)
+    pred = prediction_drift(ctx, stack, sc, ids, cfg, validation)
     timings["predictions"] = round(time.perf_counter() - t0 - timings["load"] - timings["features"], 3)
     notes = [f"compared {len(features)} of {len(stack.used_features())} used features "
              f"(excluded by drift.exclude_features: {cfg.exclude_features})",
