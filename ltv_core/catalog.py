@@ -89,16 +89,19 @@ def load_feature_matrix(store: ArtifactStore, run_id: str, split: Split) -> tupl
 
 
 @lru_cache(maxsize=4)
-def _matrix_cached(store_url: str, run_id: str, split: Split, stamp: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return load_feature_matrix(ArtifactStore(store_url), run_id, split)
+def _matrix_cached(store_url: str, run_id: str, split: Split, attempt: str | None, stamp: str
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    store = ArtifactStore(store_url)
+    store.pin(run_id, Stage.BUILD_FEATURES, attempt)  # the very attempt the caller's store reads
+    return load_feature_matrix(store, run_id, split)
 
 
 def training_matrix(store: ArtifactStore, run_id: str, split: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``load_feature_matrix``, cached per process (the CLI runs every modelling stage in one
-    process); the build_features manifest's finish time is part of the key, so a rebuilt stage is
-    read again. Fails on an empty split: nothing can be fitted or scored on it."""
-    stamp = str(store.read_manifest(run_id, Stage.BUILD_FEATURES).get("finished_at"))
-    X, meta = _matrix_cached(store.url, run_id, split, stamp)
+    process); the build_features attempt (and its finish time) is part of the key, so a rebuilt stage
+    is read again. Fails on an empty split: nothing can be fitted or scored on it."""
+    manifest = store.read_manifest(run_id, Stage.BUILD_FEATURES)
+    X, meta = _matrix_cached(store.url, run_id, split, manifest.get("attempt"), str(manifest.get("finished_at")))
     if len(X) == 0:
         raise DataError(f"run {run_id!r}: split {split.value!r} has no rows")
     return X, meta

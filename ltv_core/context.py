@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from ltv_core import lineage
 from ltv_core.config import PipelineConfig
 from ltv_core.models.config import ModelsConfig, load_models_config
 from ltv_core.params import RunParams
@@ -46,8 +47,11 @@ class RunContext:
         return f"{self.stage_dir(stage)}/{name}"
 
     def timer(self, stage: Stage) -> StageTimer:
-        """The manifest-to-be of ``stage``; it records the manifest of each upstream result."""
-        return StageTimer(stage.value, self.run_id,
+        """The manifest-to-be of ``stage``, made when the stage starts: it checks that the stage's
+        committed inputs form one chain and pins their attempts (``ltv_core.lineage.consume``; promote
+        records a disagreement instead of failing), and records them and each upstream result."""
+        consumed = lineage.consume(self.store, self.run_id, stage, strict=stage != Stage.PROMOTE)
+        return StageTimer(stage.value, self.run_id, consumed=consumed,
                           upstream={s: r.get("manifest") for s, r in sorted(self.upstream.items())})
 
     def commit(self, timer: StageTimer, config: Any, extra: dict[str, Any] | None = None) -> str:

@@ -42,6 +42,10 @@ def run_stages(ctx: RunContext, stages: Iterable[Stage], done: dict[str, dict[st
         t0 = time.perf_counter()
         log.info("stage %s of run %s: starting", stage.value, ctx.run_id)
         threads.apply(threads.resolve(ctx.config.threads).for_stage(stage))  # one stage at a time
-        results[stage.value] = entry(stage)(dataclasses.replace(ctx, upstream=upstream))
+        try:
+            results[stage.value] = entry(stage)(dataclasses.replace(ctx, upstream=upstream))
+        except BaseException:
+            ctx.store.abandon()  # the failed attempt stays unread: later stages follow the committed pointers
+            raise
         log.info("stage %s of run %s: done in %.1fs", stage.value, ctx.run_id, time.perf_counter() - t0)
     return results

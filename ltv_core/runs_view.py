@@ -162,9 +162,17 @@ def list_run_folders(store: ArtifactStore) -> list[str]:
 
 
 def _run_path(store: ArtifactStore, folder: str, *parts: str) -> str:
+    """``runs/<folder>/<stage>/<rest>``, the stage resolved to its committed attempt (or, when it
+    has none, its newest: a failed validation's result is shown too); ``*`` stays a glob."""
     if not is_valid_folder(folder):
         raise ArtefactNotFound(f"not a run folder name: {folder!r}")
-    return store.path("runs", folder, *parts)
+    if not parts or parts[0] == "*":
+        return store.path("runs", folder, *parts)
+    stage, rest = parts[0], parts[1:]
+    base = store.stage_dir(folder, stage)
+    if not store.is_committed(folder, stage):
+        base = store.newest_attempt_dir(folder, stage) or base
+    return "/".join([base, *rest])
 
 
 def artefact_path(store: ArtifactStore, folder: str, name: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ltv_core import catalog
+from ltv_core import catalog, lineage
 from ltv_core.threads import current as current_threads
 from ltv_core.errors import DataError
 from ltv_core.features.builder import FeatureBuilder
@@ -50,9 +50,19 @@ class Scorer:
 
     @classmethod
     def load(cls, store: ArtifactStore, run_id: str, spec: DatasetSpec, prune: bool = True,
-             threads: int | None = None) -> Scorer:
-        return cls(run_id, spec, catalog.load_feature_state(store, run_id), artefacts.load_stack(store, run_id), prune,
-                   threads)
+             threads: int | None = None, pins: Mapping[str, str] | None = None) -> Scorer:
+        """The model of ``run_id``; ``pins``: read its stages from these attempts (a champion
+        pointer's, ``ltv_core.lineage.model_pins``), checked to form one chain first."""
+        with store.pinned(run_id, dict(pins or {})):
+            lineage.verify_chain(store, run_id, pins or {})
+            return cls(run_id, spec, catalog.load_feature_state(store, run_id), artefacts.load_stack(store, run_id),
+                       prune, threads)
+
+    @classmethod
+    def champion(cls, store: ArtifactStore, pointer: Mapping[str, Any], spec: DatasetSpec, **kwargs: Any) -> Scorer:
+        """The model a champion pointer names, from exactly the attempts it pins: a later re-run of
+        the champion's run id cannot change it (``tests/integration/test_lineage.py``)."""
+        return cls.load(store, str(pointer["run_id"]), spec, pins=lineage.model_pins(pointer), **kwargs)
 
     def __post_init__(self) -> None:
         self.builder = FeatureBuilder.from_state(self.spec, self.state, threads=self.threads or current_threads())

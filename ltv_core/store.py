@@ -5,15 +5,18 @@ fsspec, so the same code writes to a local folder by default and to ``s3://`` in
 
 Layout per run::
 
-    <root>/runs/<run_id>/<stage>/...              artefacts of one stage
-    <root>/runs/<run_id>/<stage>/_manifest.json   the stage's commit marker, written last
+    <root>/runs/<run_id>/<stage>/_manifest.json                the stage's commit pointer, written last
+    <root>/runs/<run_id>/<stage>/attempts/<attempt>/...        artefacts of one attempt of the stage
+    <root>/runs/<run_id>/<stage>/attempts/<attempt>/_manifest.json   the attempt's own manifest
 
 Atomicity: a single file is written under a temporary name and renamed into place on a local
 file system; on object stores (s3, gcs, ...) an object becomes visible only once its upload
 completes, so it is written in place. A stage with several files is "committed" by its manifest:
 readers go through :meth:`ArtifactStore.read_manifest`, which refuses a stage without one, and
-only read the files the manifest lists. Re-running a stage first clears its folder, so a run is
-idempotent per ``run_id``.
+only read the files the manifest lists. Re-running a stage writes a new attempt beside the committed
+one and switches the pointer when it commits: a reader never sees a half-replaced stage, and a
+killed re-run leaves the committed attempt as it was (docs/LINEAGE.md;
+``tests/unit/test_store.py::test_a_new_attempt_never_touches_the_committed_one``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from ltv_core.yamlconf import project_root
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+ATTEMPTS = "attempts"
+CHAMPION_POINTER = "champion.json"  # ltv_core.promotion.CHAMPION (that module imports this one)
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]+$")
 
 
@@ -94,6 +99,7 @@ class StageTimer:
     outputs: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     upstream: dict[str, Any] = field(default_factory=dict)  # manifest URI of each input stage's result
+    consumed: Any = None  # ltv_core.lineage.Consumed: the attempts of the inputs, checked and pinned
 
     def finish(self, config: Any = None) -> dict[str, Any]:
         ended = time.time()
@@ -108,6 +114,7 @@ class StageTimer:
             "started_at": datetime.fromtimestamp(self.started, tz=timezone.utc).isoformat(),
             "finished_at": datetime.fromtimestamp(ended, tz=timezone.utc).isoformat(),
             "seconds": round(ended - self.started, 3),
+            **(self.consumed.manifest_fields() if self.consumed is not None else {}),
             **self.extra,
         }
 
@@ -126,6 +133,8 @@ class ArtifactStore:
         self.is_local = self.protocol in ("file", "local")
         if self.is_local:
             self.fs.makedirs(self.root, exist_ok=True)
+        self._open: dict[tuple[str, str], str] = {}   # (run, stage) -> folder of the attempt begun here
+        self._pins: dict[tuple[str, str], str] = {}   # (run, stage) -> attempt read instead of the pointer's
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -141,9 +150,6 @@ class ArtifactStore:
         if self.is_local:
             return path
         return f"{self.protocol}://{path}"
-
-    def stage_dir(self, run_id: str, stage: str) -> str:
-        return self.path("runs", safe_run_id(run_id), stage)
 
     # --- primitive I/O ------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -233,32 +239,165 @@ class ArtifactStore:
             self.fs.rm(path, recursive=True)
 
     # --- stages -------------------------------------------------------------------------------
+    # A stage's files live in an attempt folder, ``<stage>/attempts/<attempt>/``; the stage's pointer
+    # manifest ``<stage>/_manifest.json`` names the committed attempt and is switched by one atomic
+    # write, so the committed files are never touched by a new attempt (docs/LINEAGE.md).
+    def _base(self, run_id: str, stage: str) -> str:
+        return self.path("runs", safe_run_id(run_id), stage)
+
+    def attempt_dir(self, run_id: str, stage: str, attempt: str) -> str:
+        return f"{self._base(run_id, stage)}/{ATTEMPTS}/{attempt}"
+
+    def stage_dir(self, run_id: str, stage: str) -> str:
+        """The folder a stage's artefacts are read from (or, between :meth:`begin_stage` and
+        :meth:`commit_stage`, written to): the attempt this process opened, else the attempt pinned
+        by :meth:`pin`, else the committed one; a stage committed before attempts existed (or not
+        committed at all) reads from its own folder."""
+        key = (safe_run_id(run_id), stage)
+        if key in self._open:
+            return self._open[key]
+        attempt = self._pins.get(key)
+        if attempt is None and self.is_committed(run_id, stage):
+            attempt = self.read_manifest(run_id, stage).get("attempt")
+        return self.attempt_dir(run_id, stage, attempt) if attempt else self._base(run_id, stage)
+
+    def pin(self, run_id: str, stage: str, attempt: str | None) -> None:
+        """Read ``stage`` of ``run_id`` from ``attempt`` from now on (None: follow the pointer), so a
+        consumer reads one attempt throughout even if a new one is committed meanwhile
+        (``ltv_core.lineage.consume``)."""
+        key = (safe_run_id(run_id), stage)
+        if attempt is None:
+            self._pins.pop(key, None)
+        else:
+            self._pins[key] = attempt
+
+    @contextmanager
+    def pinned(self, run_id: str, pins: dict[str, str]) -> Iterator[None]:
+        """:meth:`pin` each ``stage: attempt`` of ``pins`` inside the block, then restore the pins
+        in place before (the champion's model stages while its model is loaded)."""
+        before = {s: self._pins.get((safe_run_id(run_id), s)) for s in pins}
+        for s, a in pins.items():
+            self.pin(run_id, s, a)
+        try:
+            yield
+        finally:
+            for s, a in before.items():
+                self.pin(run_id, s, a)
+
+    def abandon(self) -> None:
+        """Forget the attempts this process began and did not commit (a stage that failed): later
+        reads here follow the committed pointers again. The folders stay until a commit prunes them."""
+        self._open.clear()
+
     def begin_stage(self, run_id: str, stage: str) -> str:
-        """Start (or restart) a stage: its old output and manifest are removed first."""
-        d = self.stage_dir(run_id, stage)
-        self.rm(d)
+        """Start a new attempt of a stage in a folder of its own, beside the committed one (which
+        readers keep seeing until :meth:`commit_stage`); returns the attempt's folder."""
+        attempt = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:6]}"
+        d = self.attempt_dir(run_id, stage, attempt)
         if self.is_local:
             self.fs.makedirs(d, exist_ok=True)
+        self._open[(safe_run_id(run_id), stage)] = d
         return d
 
     def commit_stage(self, run_id: str, stage: str, manifest: dict[str, Any]) -> str:
-        """Write the manifest last: from now on the stage's artefacts are visible to readers."""
-        path = f"{self.stage_dir(run_id, stage)}/{MANIFEST}"
+        """Commit the attempt :meth:`begin_stage` opened: its own copy of the manifest first, then the
+        stage's pointer manifest, one atomic write that switches readers to the new attempt. Older
+        attempts are then removed, except the one just replaced (a reader may still be on it) and
+        those the champion pointer names (``keep``)."""
+        key = (safe_run_id(run_id), stage)
+        previous = self.read_manifest(run_id, stage).get("attempt") if self.is_committed(run_id, stage) else None
+        if key not in self._open:
+            return self._commit_in_place(run_id, stage, manifest, previous)
+        d = self._open[key]
+        attempt = d.rsplit("/", 1)[-1]
+        manifest = {**manifest, "attempt": attempt}
+        self.write_json(f"{d}/{MANIFEST}", manifest)
+        path = f"{self._base(run_id, stage)}/{MANIFEST}"
+        self.write_json(path, manifest)
+        del self._open[key]
+        self._pins.pop(key, None)
+        log.info("committed stage %s of run %s: %s (attempt %s)", stage, run_id, self.uri(path), attempt)
+        self._prune_attempts(run_id, stage, keep={attempt, previous, *self.protected(run_id, stage)})
+        return path
+
+    def _commit_in_place(self, run_id: str, stage: str, manifest: dict[str, Any], previous: str | None) -> str:
+        """A stage written straight into its own folder, without :meth:`begin_stage` (the layout of
+        stores made before attempts; hand-made test stores): committed as it is, unless the stage
+        already has a committed attempt, whose files such a commit would mix with."""
+        if previous:
+            raise RuntimeError(f"stage {stage!r} of run {run_id!r} has a committed attempt ({previous}): a new commit "
+                               "must begin its own attempt (begin_stage) first")
+        path = f"{self._base(run_id, stage)}/{MANIFEST}"
         self.write_json(path, manifest)
         log.info("committed stage %s of run %s: %s", stage, run_id, self.uri(path))
         return path
 
+    def retract_stage(self, run_id: str, stage: str) -> None:
+        """Withdraw a stage's commit (its pointer manifest; the attempt folders stay until the next
+        commit prunes them): a failed re-validation must not leave the earlier pass standing."""
+        self.rm(f"{self._base(run_id, stage)}/{MANIFEST}")
+
+    def newest_attempt_dir(self, run_id: str, stage: str) -> str | None:
+        """The folder of the stage's most recent attempt, committed or not (a failed validation's
+        result, for inspection); None when it has none."""
+        attempts = self.attempts(run_id, stage)
+        return self.attempt_dir(run_id, stage, attempts[-1]) if attempts else None
+
+    def protected(self, run_id: str, stage: str) -> set[str]:
+        """Attempts of ``stage`` that must never be removed: the ones the champion pointer pins
+        (``ltv_core.promotion``; its models stay loadable whatever later runs of its id do)."""
+        path = self.path(CHAMPION_POINTER)
+        if not self.exists(path):
+            return set()
+        try:
+            pointer = self.read_json(path)
+        except (ValueError, UnicodeDecodeError):
+            return set()
+        keep = set()
+        for entry in (pointer, pointer.get("previous_pointer") or {}):
+            if safe_run_id(str(entry.get("run_id", "-"))) == safe_run_id(run_id):
+                keep.update(a for s, a in (entry.get("lineage") or {}).items() if s == stage and a)
+        return keep
+
+    def attempts(self, run_id: str, stage: str) -> list[str]:
+        """The attempt folders of a stage, oldest first (their names sort by start time)."""
+        folder = f"{self._base(run_id, stage)}/{ATTEMPTS}"
+        if not self.fs.exists(folder):
+            return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
+
+    def _prune_attempts(self, run_id: str, stage: str, keep: set[str | None]) -> None:
+        """Remove attempts that are neither kept nor newer than the one just committed (a newer
+        one may be another writer's, still in progress)."""
+        newest_kept = max(a for a in keep if a)
+        for attempt in self.attempts(run_id, stage):
+            if attempt not in keep and attempt < newest_kept:
+                self.rm(self.attempt_dir(run_id, stage, attempt))
+
     def read_manifest(self, run_id: str, stage: str) -> dict[str, Any]:
-        path = f"{self.stage_dir(run_id, stage)}/{MANIFEST}"
+        """The committed manifest of a stage (of its pinned attempt, when :meth:`pin` set one)."""
+        key = (safe_run_id(run_id), stage)
+        pinned = self._pins.get(key)
+        base = self._base(run_id, stage)
+        path = f"{base}/{ATTEMPTS}/{pinned}/{MANIFEST}" if pinned else f"{base}/{MANIFEST}"
         if not self.fs.exists(path):
+            what = f"attempt {pinned} of stage {stage!r}" if pinned else f"stage {stage!r}"
             raise DataError(
-                f"stage {stage!r} of run {run_id!r} has no manifest at {self.uri(path)}: "
+                f"{what} of run {run_id!r} has no manifest at {self.uri(path)}: "
                 "it did not finish, so its artefacts cannot be read"
             )
         return self.read_json(path)
 
+    def manifest_sha256(self, run_id: str, stage: str) -> str:
+        """The identity of a stage's committed (or pinned) manifest: the SHA-256 of its bytes."""
+        key = (safe_run_id(run_id), stage)
+        pinned = self._pins.get(key)
+        base = self._base(run_id, stage)
+        path = f"{base}/{ATTEMPTS}/{pinned}/{MANIFEST}" if pinned else f"{base}/{MANIFEST}"
+        return hashlib.sha256(self.read_bytes(path)).hexdigest()
+
     def is_committed(self, run_id: str, stage: str) -> bool:
-        return self.fs.exists(f"{self.stage_dir(run_id, stage)}/{MANIFEST}")
+        return self.fs.exists(f"{self._base(run_id, stage)}/{MANIFEST}")
 
 
 def store_root(root: str | None = None) -> str:

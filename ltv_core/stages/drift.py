@@ -77,7 +77,7 @@ def _champion_reference(ctx: RunContext, ids: pd.Series, column: str) -> tuple[s
         return None
     champ = str(pointer["run_id"])
     try:
-        scorer = Scorer.load(ctx.store, champ, ctx.spec)
+        scorer = Scorer.champion(ctx.store, pointer, ctx.spec)
     except DataError as exc:
         log.warning("champion %s cannot be loaded for the prediction drift (%s): compared with validation", champ,
                     exc)

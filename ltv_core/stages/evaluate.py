@@ -73,7 +73,7 @@ def _champion_on_holdout(ctx: RunContext, ids: pd.Series) -> tuple[str | None, p
         return (None, None) if pointer is None else (pointer["run_id"], None)
     champ = str(pointer["run_id"])
     try:
-        scorer = Scorer.load(ctx.store, champ, ctx.spec)
+        scorer = Scorer.champion(ctx.store, pointer, ctx.spec)
     except DataError as exc:
         raise DataError(f"champion {champ!r} cannot be loaded to compare against: {exc}") from exc
     pred = pd.concat([p for _, p in stream_predictions(ctx.store, ctx.run_id, scorer, Split.HOLDOUT)],

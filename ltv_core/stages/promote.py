@@ -39,14 +39,19 @@ REPORTED_STAGES = (Stage.RESAMPLE, Stage.TRAIN_CLASSIFIER, Stage.TRAIN_REGRESSOR
                    Stage.OPTIMIZE_GATE)
 
 
-def record_decision(store: ArtifactStore, decision: Decision) -> str:
-    """Write the decision; when promoted, switch the champion pointer (one atomic write)."""
+def record_decision(store: ArtifactStore, decision: Decision, lineage: dict[str, Any] | None = None) -> str:
+    """Write the decision; when promoted, switch the champion pointer (one atomic write). The
+    pointer names the attempt of every stage of the promoted run (``lineage``): those are what the
+    champion's model is loaded from, and the store never removes them (``ltv_core.lineage``)."""
     path = catalog.path(store, decision.run_id, STAGE, DECISION)
     store.write_json(path, decision.to_dict())
     if decision.promoted:
+        previous = read_champion(store)
         pointer = {"run_id": decision.run_id, "promoted_at": decision.decided_at,
                    "primary_metric": decision.primary_metric, "metrics": decision.candidate,
-                   "previous": decision.champion_run_id}
+                   "previous": decision.champion_run_id, "lineage": dict(lineage or {}),
+                   "previous_pointer": None if previous is None else
+                   {"run_id": previous.get("run_id"), "lineage": previous.get("lineage") or {}}}
         store.write_json(store.path(CHAMPION), pointer)
         log.info("champion is now %s (%s)", decision.run_id, decision.reason)
     else:
@@ -55,10 +60,13 @@ def record_decision(store: ArtifactStore, decision: Decision) -> str:
 
 
 def decide_run(store: ArtifactStore, run_id: str, *, primary_metric: str = "rmsle", tolerance: float = 0.0,
-               required: tuple[str, ...] = REQUIRED_STAGES) -> Decision:
+               required: tuple[str, ...] = REQUIRED_STAGES, lineage: dict[str, Any] | None = None,
+               conflicts: list[str] | tuple[str, ...] = ()) -> Decision:
     """Gather the evidence of a run (which required stages committed, its holdout metrics and the
-    champion's on the same rows), decide and record."""
+    champion's on the same rows), decide and record. ``conflicts``: stages whose committed attempts
+    do not form one chain (``ltv_core.lineage.consume``): a mixed run is never promoted."""
     failed = [s for s in required if not store.is_committed(run_id, s)]
+    failed += [f"mixed attempts ({c})" for c in conflicts]
     candidate: dict[str, Any] = {}
     champion, champion_id = None, None
     if Stage.EVALUATE not in failed and store.is_committed(run_id, Stage.EVALUATE):
@@ -73,13 +81,18 @@ def decide_run(store: ArtifactStore, run_id: str, *, primary_metric: str = "rmsl
         champion = candidate or None
     decision = decide(run_id, candidate, champion, champion_id, primary_metric=primary_metric,
                       tolerance=tolerance, failed_stages=failed)
-    record_decision(store, decision)
+    record_decision(store, decision, lineage)
     return decision
 
 
-def read_drift(store: ArtifactStore, run_id: str) -> DriftReport | None:
-    """The run's drift report, or None when its drift stage did not commit (failed, or not run):
-    drift never blocks promotion, so its absence is logged, not raised."""
+def read_drift(store: ArtifactStore, run_id: str, stale: bool = False) -> DriftReport | None:
+    """The run's drift report, or None when its drift stage did not commit (failed, or not run) or
+    was made from other attempts than this run's model (``stale``): drift never blocks promotion, so
+    its absence is logged, not raised."""
+    if stale:
+        log.warning("run %s: the committed drift stage was made from other attempts than this run's model: "
+                    "drift not recorded", run_id)
+        return None
     if not store.is_committed(run_id, Stage.DRIFT):
         log.warning("run %s has no committed drift stage: drift not recorded", run_id)
         return None
@@ -131,9 +144,12 @@ def write_report(store: ArtifactStore, run_id: str, inputs: ReportInputs) -> dic
 
 def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
+    consumed = timer.consumed
     rule = ctx.config.promotion
-    decision = decide_run(ctx.store, ctx.run_id, primary_metric=rule.metric, tolerance=rule.tolerance)
-    drift = read_drift(ctx.store, ctx.run_id)
+    ctx.store.begin_stage(ctx.run_id, STAGE)
+    decision = decide_run(ctx.store, ctx.run_id, primary_metric=rule.metric, tolerance=rule.tolerance,
+                          lineage=consumed.lineage, conflicts=consumed.conflicts)
+    drift = read_drift(ctx.store, ctx.run_id, stale=Stage.DRIFT.value in consumed.stale)
     report = None
     if ctx.store.is_committed(ctx.run_id, Stage.EVALUATE):
         report = write_report(ctx.store, ctx.run_id, report_inputs(ctx, decision.to_dict(), drift))

@@ -21,18 +21,19 @@ import logging
 import os
 import resource
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from ltv_core import catalog
+from ltv_core import catalog, lineage
 from ltv_core.cluster import Job, dask_client, fan_out, scheduler_address
 from ltv_core.config import DaskConfig
 from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.pipeline import Split, Stage
-from ltv_core.promotion import champion_run
+from ltv_core.promotion import champion_run, read_champion
 from ltv_core.scoring import MODEL_RUN_COLUMN, Scorer
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore, StageTimer
@@ -113,7 +114,8 @@ def _rss_trend(results: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def score_partitions(store: ArtifactStore, run_id: str, spec: DatasetSpec, model_run_id: str, *,
                      submission_csv: bool = False, prune_features: bool = True, dask: DaskConfig | None = None,
-                     local_cluster_min_rows: int = 0, timer: StageTimer | None = None) -> dict[str, Any]:
+                     local_cluster_min_rows: int = 0, timer: StageTimer | None = None,
+                     pins: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Score every staged scoring partition of ``run_id`` with the model of ``model_run_id``, one
     Dask task per partition (``dask``: the pipeline's cluster settings; None: a LocalCluster).
     Without a scheduler address and with fewer staged rows than ``local_cluster_min_rows``, the
@@ -128,7 +130,8 @@ def score_partitions(store: ArtifactStore, run_id: str, spec: DatasetSpec, model
                                   or staged_rows >= local_cluster_min_rows)
     # on the cluster, one transform thread per task: the workers are the parallelism. (Loading the
     # model while the cluster boots was measured slower: on 2 cores the workers' imports compete.)
-    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1 if on_cluster else None)
+    scorer = Scorer.load(store, model_run_id, spec, prune=prune_features, threads=1 if on_cluster else None,
+                         pins=pins)
     stage_dir = store.begin_stage(run_id, STAGE)
     if files:  # the pruned plan, made once here from the first file (and shipped with the scorer)
         scorer.prepare(store, files[0]["path"])
@@ -159,7 +162,8 @@ def score_partitions(store: ArtifactStore, run_id: str, spec: DatasetSpec, model
                           spec.primary.revenue)
     seconds = time.perf_counter() - t0
     steps = {k: round(sum(r["seconds"][k] for r in results), 2) for k in STEPS}
-    timer.inputs.update({"model_run_id": model_run_id, "partitions": [f["partition"] for f in files]})
+    timer.inputs.update({"model_run_id": model_run_id, "model_attempts": dict(pins or {}),
+                         "partitions": [f["partition"] for f in files]})
     timer.outputs = {"predictions": store.uri(f"{stage_dir}/{PREDICTIONS}"), "files": written,
                      "submission_csv": store.uri(csv_path) if submission_csv else None}
     timer.extra = {"rows": rows, "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
@@ -183,8 +187,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """The run's scoring partitions, scored with the current champion (never an unpromoted model)."""
     if not ctx.store.is_committed(ctx.run_id, Stage.VALIDATE):
         raise DataError(f"run {ctx.run_id!r}: the validate stage did not pass, so its scoring partitions are not "
-                        "scored (see runs/<run>/validate/result.json)")
+                        f"scored (its result is in the newest attempt under "
+                        f"{ctx.store.uri(ctx.store.stage_dir(ctx.run_id, Stage.VALIDATE))}/attempts)")
+    timer = ctx.timer(STAGE)  # validate must have checked this very ingest attempt (ltv_core.lineage)
+    pointer = read_champion(ctx.store)
+    if pointer is None:
+        champion_run(ctx.store)  # raises: no champion yet
     sc = ctx.config.scoring
-    return score_partitions(ctx.store, ctx.run_id, ctx.spec, champion_run(ctx.store), submission_csv=sc.submission_csv,
+    return score_partitions(ctx.store, ctx.run_id, ctx.spec, str(pointer["run_id"]), submission_csv=sc.submission_csv,
                             prune_features=sc.prune_features, dask=ctx.config.dask,
-                            local_cluster_min_rows=sc.local_cluster_min_rows, timer=ctx.timer(STAGE))
+                            local_cluster_min_rows=sc.local_cluster_min_rows, timer=timer,
+                            pins=lineage.model_pins(pointer))

@@ -111,7 +111,8 @@ def validate_run(store: ArtifactStore, run_id: str, spec: DatasetSpec, *, max_ro
     """Validate every staged split of a run; commit the stage only if all of them pass.
 
     The full result (result.json) and data docs are written in both cases, so a failed run can
-    be inspected. On failure the stage is NOT committed (no ``_manifest.json``): downstream stages
+    be inspected (in the attempt's folder). On failure the stage is NOT committed (and an earlier
+    pass of the same run is withdrawn: no ``_manifest.json``): downstream stages
     read through the manifest and must never see a failed validation as done. Raises
     :class:`ValidationFailed` whose message names split, expectation, column and example values.
     """
@@ -138,6 +139,7 @@ def validate_run(store: ArtifactStore, run_id: str, spec: DatasetSpec, *, max_ro
         "data_docs_path": store.uri(docs_path), "evaluated": report.evaluated, "failed": report.failed,
     }
     if not report.success:
+        store.retract_stage(run_id, STAGE)  # an earlier pass of this run no longer stands
         log.error("validation failed for run %s; stage not committed; result: %s",
                   run_id, small["result_path"])
         raise ValidationFailed(

@@ -22,7 +22,7 @@ from ltv_core.models import artefacts
 from ltv_core.pipeline import REPORT_DIR, STAGES, TRAINING_STAGES, Stage
 from ltv_core.promotion import read_champion
 from ltv_core.inprocess import run_stages
-from ltv_core.store import ArtifactStore
+from ltv_core.store import ArtifactStore, safe_run_id
 
 LOGICAL = "2025-10-31T00:00:00+00:00"
 WINDOWS = {
@@ -244,19 +244,21 @@ def test_score_stage_on_worker_processes(base, tmp_path):
     # the staged files are shared by the tests' store copies: point this copy's manifest at a bad file
     bad = tmp_path / "not-parquet.parquet"
     bad.write_bytes(b"not parquet")
-    manifest_path = Path(store.stage_dir("base", "ingest")) / "_manifest.json"
+    manifest_path = Path(store.root) / "runs" / "base" / "ingest" / "_manifest.json"  # the stage's pointer
     manifest = json.loads(manifest_path.read_text())
     manifest["outputs"]["scoring"]["files"][-1]["path"] = str(bad)
     manifest_path.write_text(json.dumps(manifest))
-    store.rm(store.stage_dir("base", "score"))
+    committed = store.read_manifest("base", "score")
     with pytest.raises(DataError, match=re.escape(f"({bad}) failed")):
         run_score_stage(store, "base", spec, "base", dask=DaskConfig(n_workers=1, processes=False))
-    assert not store.is_committed("base", "score")
+    # the failed re-score left the committed predictions as they were: pointer and every file
+    assert store.read_manifest("base", "score") == committed
+    assert all(store.exists(f["path"]) for f in committed["outputs"]["files"])
 
 
 def test_score_refuses_unvalidated_data(base, tmp_path):
     params, store = fresh(base, tmp_path)
-    store.rm(f"{store.stage_dir('base', 'validate')}/_manifest.json")
+    store.retract_stage("base", "validate")
     with pytest.raises(DataError, match="validate"):
         run("base", params, "score")
 
@@ -386,7 +388,7 @@ def test_drift_flags_injected_drift_and_the_run_still_promotes_and_scores(base, 
     assert results[Stage.SCORE]["rows"] > 0 and results[Stage.SCORE]["model_run_id"] == "drifted"
 
     # a drift stage that failed (no manifest): promote still decides and records no drift
-    store.rm(f"{store.stage_dir('drifted', Stage.DRIFT)}/_manifest.json")
+    store.retract_stage("drifted", Stage.DRIFT)
     again = run("drifted", params, "promote")
     assert again["promoted"] and again["drift_flagged"] is None
     assert store.read_manifest("drifted", Stage.PROMOTE)["drift"] is None
@@ -433,7 +435,8 @@ class ReadRecorder:
 
         def wrapped(obj, path, *args, **kwargs):
             if is_committed:  # (store, run_id, stage)
-                recorder.see(f"{obj.stage_dir(path, args[0] if args else kwargs['stage'])}/_manifest.json")
+                stage = args[0] if args else kwargs["stage"]
+                recorder.see(obj.path("runs", safe_run_id(path), stage, "_manifest.json"))
             else:
                 recorder.see(str(path))
             return fn(obj, path, *args, **kwargs)

@@ -75,9 +75,68 @@ def test_stage_commit_protocol(store):
     m = store.read_manifest(run, "ingest")
     assert m["outputs"] == {"rows": 3} and m["config_hash"] == config_hash({"a": 1})
     assert m["code_version"] and m["seconds"] >= 0
-    # re-running the stage clears the old output and its commit marker first
-    store.begin_stage(run, "ingest")
-    assert not store.exists(f"{d}/stale.txt") and not store.is_committed(run, "ingest")
+    assert m["attempt"] == d.rsplit("/", 1)[-1] and store.stage_dir(run, "ingest") == d
+    assert store.read_json(f"{d}/_manifest.json") == m  # the attempt keeps its own copy
+
+
+def test_a_new_attempt_never_touches_the_committed_one(store):
+    """A re-run writes beside the committed attempt, which readers keep seeing until the new one
+    commits; a killed re-run (never committed) changes nothing readable; the attempt replaced by a
+    commit stays (a reader may be on it), older ones are pruned."""
+    run = "r1"
+    first = store.begin_stage(run, "s")
+    store.write_text(f"{first}/a.txt", "one")
+    store.commit_stage(run, "s", {"n": 1})
+    second = store.begin_stage(run, "s")
+    store.write_text(f"{second}/a.txt", "two")
+    assert second != first and store.read_text(f"{first}/a.txt") == "one"
+    reader = ArtifactStore(store.url)  # another process: sees the committed attempt only
+    assert reader.stage_dir(run, "s") == first and reader.read_manifest(run, "s")["n"] == 1
+    store.abandon()  # the second attempt dies uncommitted
+    assert store.stage_dir(run, "s") == first
+    third = store.begin_stage(run, "s")
+    store.write_text(f"{third}/a.txt", "three")
+    store.commit_stage(run, "s", {"n": 3})
+    assert reader.stage_dir(run, "s") == third and reader.read_text(f"{third}/a.txt") == "three"
+    assert store.attempts(run, "s") == sorted([first.rsplit("/", 1)[-1], third.rsplit("/", 1)[-1]])
+    fourth = store.begin_stage(run, "s")
+    store.commit_stage(run, "s", {"n": 4})
+    assert store.attempts(run, "s") == sorted([third.rsplit("/", 1)[-1], fourth.rsplit("/", 1)[-1]])
+    assert not store.exists(first)
+
+
+def test_pinned_attempts_are_read_and_never_pruned(store):
+    """The champion pointer's attempts survive any number of later commits of the same stage, and a
+    pinned store reads them whatever the pointer says."""
+    run = "champ"
+    d = store.begin_stage(run, "train_classifier")
+    store.write_text(f"{d}/classifier.json", "old")
+    store.commit_stage(run, "train_classifier", {"v": "old"})
+    old = d.rsplit("/", 1)[-1]
+    store.write_json(store.path("champion.json"), {"run_id": run, "lineage": {"train_classifier": old}})
+    for v in ("b", "c", "d"):
+        store.begin_stage(run, "train_classifier")
+        store.commit_stage(run, "train_classifier", {"v": v})
+    assert old in store.attempts(run, "train_classifier") and len(store.attempts(run, "train_classifier")) == 3
+    assert store.read_manifest(run, "train_classifier")["v"] == "d"
+    with store.pinned(run, {"train_classifier": old}):
+        assert store.read_manifest(run, "train_classifier")["v"] == "old"
+        assert store.read_text(f"{store.stage_dir(run, 'train_classifier')}/classifier.json") == "old"
+    assert store.read_manifest(run, "train_classifier")["v"] == "d"
+
+
+def test_commit_without_an_attempt_never_mixes_with_a_committed_one(store):
+    store.begin_stage("r", "s")
+    store.commit_stage("r", "s", {})
+    with pytest.raises(RuntimeError, match="committed attempt"):
+        store.commit_stage("r", "s", {})
+
+
+def test_retracted_stage_is_not_committed_but_its_attempts_stay(store):
+    d = store.begin_stage("r", "validate")
+    store.commit_stage("r", "validate", {})
+    store.retract_stage("r", "validate")
+    assert not store.is_committed("r", "validate") and store.newest_attempt_dir("r", "validate") == d
 
 
 def test_missing_artefact_names_path(store):
