@@ -76,9 +76,10 @@ def check_dropped(split: str, results: Sequence[dict[str, Any]], limit: float | 
     rows_in = sum(r["rows_in"] for r in results)
     dropped = rows_in - sum(r["rows"] for r in results)
     raise DataError(
-        f"ingest: split {split!r} dropped {share:.1%} of its rows ({dropped} of {rows_in} lack the id or a label: "
-        f"{_dropped_by_column(results)}), above limits.max_dropped_share {limit:g}; most in partitions "
-        f"{_most_dropped(results)}; fix the data or raise limits.max_dropped_share in {config_file} (null disables it)")
+        f"ingest: split {split!r} dropped {dropped} of its {rows_in} rows for lacking the id or a label "
+        f"({_dropped_by_column(results)}): share {share:.4f} > limits.max_dropped_share {limit:g}; most in "
+        f"partitions {_most_dropped(results)}; fix the data or raise limits.max_dropped_share in {config_file} "
+        f"(null disables it)")
 
 
 def check_row_revenue(split: str, results: Sequence[dict[str, Any]], limit: float | None, min_buyers: int,
@@ -89,11 +90,10 @@ def check_row_revenue(split: str, results: Sequence[dict[str, Any]], limit: floa
     if limit is None or top is None or top["buyers"] < min_buyers or top["share"] <= limit:
         return
     raise DataError(
-        f"ingest: one row holds {top['share']:.1%} of split {split!r}'s {revenue_column} "
-        f"({id_column} {top['row_id']!r} in partition {top['partition']}: {top['revenue']:g} of {top['total']:g}, "
-        f"{top['buyers']} buyers), "
-        f"above limits.max_row_revenue_share {limit:g}; check that row or raise limits.max_row_revenue_share "
-        f"in {config_file} (null disables it)")
+        f"ingest: one row holds a share {top['share']:.4f} of split {split!r}'s {revenue_column} > "
+        f"limits.max_row_revenue_share {limit:g}: {id_column} {top['row_id']!r} in partition {top['partition']}, "
+        f"{top['revenue']:g} of {top['total']:g} over {top['buyers']} buyers; check that row or raise "
+        f"limits.max_row_revenue_share in {config_file} (null disables it)")
 
 
 def check_rows(split: str, results: Sequence[dict[str, Any]], minimum: int | None, config_file: str) -> None:
