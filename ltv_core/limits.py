@@ -36,7 +36,8 @@ def largest_row(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     total = sum(s["sum"] for _, s in stats)
     if not stats or not math.isfinite(total) or total <= 0:
         return None
-    partition, top = max(stats, key=lambda ps: ps[1]["max"])
+    # ties broken by partition value: the same row whatever order the partition tasks finished in
+    partition, top = max(stats, key=lambda ps: (ps[1]["max"], ps[0]))
     return {"share": top["max"] / total, "row_id": top["max_id"], "revenue": top["max"], "total": total,
             "partition": partition, "buyers": sum(s["buyers"] for _, s in stats)}
 
