@@ -4,7 +4,8 @@ the stage so that a Dask worker imports only pyarrow and the spec, not the model
 
 Missing optional columns are added as null, unexpected columns reported (and dropped), types cast
 to the spec's; rows lacking the id or a label are dropped and counted; every row gets its event
-time.
+time. A labelled partition also reports the sum and the largest value of its primary revenue (and
+that row's id), so that the stage can check ``limits`` on the whole split without re-reading it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,21 @@ def drop_incomplete(table: pa.Table, spec: DatasetSpec, labelled: bool) -> tuple
     return table.filter(mask), counts
 
 
+def revenue_stats(table: pa.Table, spec: DatasetSpec) -> dict[str, Any]:
+    """Sum, number of positive values and largest value of the primary revenue of a staged (complete)
+    table, and the id of the row holding the largest: the parts from which the stage computes one
+    row's share of the split's revenue (``ltv_core.limits``) without re-reading the split.
+    Vectorised: one Arrow kernel each, no Python loop over rows."""
+    rev = table.column(spec.primary.revenue)
+    stats: dict[str, Any] = {"sum": float(pc.sum(rev).as_py() or 0.0),
+                             "buyers": int(pc.sum(pc.greater(rev, 0)).as_py() or 0), "max": None, "max_id": None}
+    top = pc.max(rev)
+    at = pc.index(rev, top).as_py() if top.is_valid else -1
+    if at >= 0:  # else no rows, or no comparable value (all NaN): no row to dominate
+        stats.update(max=float(top.as_py()), max_id=table.column(spec.id_column)[at].as_py())
+    return stats
+
+
 def event_ts(table: pa.Table, spec: DatasetSpec, part_time: datetime) -> pa.Array:
     if spec.event_time.source == "column":
         col = table.column(spec.event_time.column)
@@ -106,11 +122,13 @@ def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_ur
     table = pa.concat_tables(tables) if tables else spec.arrow_schema(labelled).empty_table()
     rows_in = table.num_rows
     table, dropped = drop_incomplete(table, spec, labelled)
+    revenue = revenue_stats(table, spec) if labelled else None
     table = table.append_column(spec.partition.key, pa.repeat(pa.scalar(part.value, pa.string()), table.num_rows))
     table = table.append_column(EVENT_TS, event_ts(table, spec, part.time))
     ArtifactStore(store_url).write_parquet(out_path, table)
     return {
         "path": out_path, "partition": part.value, "rows": table.num_rows, "rows_in": rows_in, "dropped": dropped,
+        "revenue": revenue,
         "added_null": sorted({c for r in reports for c in r.added_null}),
         "dropped_unexpected": sorted({c for r in reports for c in r.dropped_unexpected}),
         "cast": sorted({c for r in reports for c in r.cast}),

@@ -5,6 +5,10 @@ reads one hive partition with pyarrow (so nested MAP and LIST columns keep their
 aligns it to the spec, drops rows lacking the id or a label (counted), adds the partition value and
 its event time, and writes one staged file. The manifest, written last, lists
 every staged file with its row count; the windows come from ``ltv_core.windows.resolve``.
+
+Before the manifest, every split is held to the config's ``limits`` (``ltv_core.limits``: the share
+of rows dropped, one row's share of the training revenue): a split beyond one fails the stage
+uncommitted, so nothing downstream reads it. The measured shares are in the manifest either way.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ltv_core import catalog
+from ltv_core import catalog, limits
 from ltv_core.cluster import Job, dask_client, fan_out
+from ltv_core.config import DEFAULT_CONFIG, PipelineConfig
 from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.ingest import stage_partition
-from ltv_core.pipeline import LABELLED, Stage, split_order
+from ltv_core.pipeline import LABELLED, Split, Stage, split_order
+from ltv_core.spec import DatasetSpec
 from ltv_core.windows import describe, resolve
 
 log = logging.getLogger(__name__)
@@ -34,7 +40,24 @@ def _warn(split: str, res: dict[str, Any]) -> None:
         log.info("%s %s: optional columns missing, added as null: %s", split, res["partition"], res["added_null"])
 
 
-def _split_output(split: str, res: list[dict[str, Any]], window: Any) -> dict[str, Any]:
+def _check_limits(split: str, res: list[dict[str, Any]], config: PipelineConfig, spec: DatasetSpec) -> dict[str, Any]:
+    """Hold one split to ``config.limits`` (raises DataError before anything is committed); returns
+    the measured shares for the manifest, logged so that a passing run shows how close it came."""
+    measured, lim = limits.measure(res), config.limits
+    line = f"split {split}: dropped share {measured['dropped_share']:.4f} (limit {lim.max_dropped_share})"
+    if measured["max_row_revenue_share"] is not None:
+        enforced = (f"limit {lim.max_row_revenue_share} from {lim.revenue_share_min_buyers} buyers"
+                    if split == Split.TRAIN else "limited in the training window only")
+        line += (f"; largest row's share of {spec.primary.revenue} {measured['max_row_revenue_share']:.4f} "
+                 f"({spec.id_column} {measured['max_row_id']}, {measured['buyers']} buyers; {enforced})")
+    log.info("%s", line)
+    limits.enforce(split, res, config.limits, config.source_path or DEFAULT_CONFIG,
+                   revenue_column=spec.primary.revenue, id_column=spec.id_column,
+                   revenue_limited=split == Split.TRAIN)
+    return measured
+
+
+def _split_output(split: str, res: list[dict[str, Any]], window: Any, measured: dict[str, Any]) -> dict[str, Any]:
     res.sort(key=lambda r: r["partition"])
     rows = sum(r["rows"] for r in res)
     if rows == 0:
@@ -43,7 +66,9 @@ def _split_output(split: str, res: list[dict[str, Any]], window: Any) -> dict[st
     return {
         "files": [{"path": r["path"], "partition": r["partition"], "rows": r["rows"]} for r in res],
         "rows": rows,
+        "rows_read": sum(r["rows_in"] for r in res),
         "rows_dropped": sum(sum(r["dropped"].values()) for r in res),
+        **measured,
         "labelled": split in LABELLED,
         "window": [window.start.isoformat(), window.end.isoformat()],
         "dropped_unexpected_columns": sorted({c for r in res for c in r["dropped_unexpected"]}),
@@ -71,7 +96,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
             split = job.label.split()[0]
             results[split].append(res)
             _warn(split, res)
-    outputs = {s: _split_output(s, results[s], windows[s]) for s in sorted(results, key=split_order)}
+    order = sorted(results, key=split_order)
+    measured = {s: _check_limits(s, results[s], config, spec) for s in order}
+    outputs = {s: _split_output(s, results[s], windows[s], measured[s]) for s in order}
     timer.inputs.update({
         "dataset": spec.name, "spec": spec.source_path, "data_root": spec.resolved_data_root(config.data_root),
         "logical_date": ctx.logical_date.isoformat(), "windows": describe(windows, chosen),

@@ -23,13 +23,14 @@ def fast_models_config(folder: Path) -> str:
 
 
 def small_pipeline_config(folder: Path, *, windows: dict | None = None, dask: dict | None = None,
-                          fast_models: bool = True) -> str:
+                          limits: dict | None = None, fast_models: bool = True) -> str:
     """config/pipeline.yaml with overrides, written to ``folder``; returns its path."""
     import yaml
 
     raw = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text())
     raw["windows"].update(windows or {})
     raw["dask"].update(dask or {})
+    raw["limits"].update(limits or {})
     if fast_models:
         raw["models_config"] = fast_models_config(folder)
     path = Path(folder) / "pipeline-small.yaml"
