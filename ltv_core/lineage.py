@@ -64,11 +64,12 @@ def _claims(store: ArtifactStore, run_id: str, inp: Stage) -> tuple[dict[str, An
 
 def _disagreement(stage: Stage, upstream: str, first: tuple[str, str | None], second: tuple[str, str | None]) -> str:
     def said(by: str, attempt: str | None) -> str:
-        return f"the committed {upstream}" if by == upstream else f"{by} (made from {upstream} attempt {attempt})"
+        return (f"the committed {upstream!r} is attempt {attempt}" if by == upstream
+                else f"{by!r} was made from its attempt {attempt}")
 
     return (f"stage {stage.value!r}: its inputs come from different attempts of {upstream!r}: "
-            f"{said(*first)} is attempt {first[1]}, but {said(*second)} is attempt {second[1]}; re-run the stages "
-            f"after {upstream!r} (Airflow: clear {upstream!r} with its downstream tasks)")
+            f"{said(*first)}, but {said(*second)}; re-run the stages after {upstream!r} "
+            f"(Airflow: clear {upstream!r} with its downstream tasks)")
 
 
 def consume(store: ArtifactStore, run_id: str, stage: Stage, *, strict: bool = True) -> Consumed:

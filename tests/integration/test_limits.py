@@ -107,7 +107,9 @@ def test_mostly_null_labels_fail_naming_split_limit_key_and_partitions(tmp_path,
         rewrite_train(data, value, null_primary(1.0))
     rewrite_train(data, TRAIN_HOURS[4], null_primary(0.5))
     ctx, store, config = context(tmp_path, data)
-    store.commit_stage("r", "ingest", {"stage": "ingest"})  # an earlier attempt's manifest goes too
+    store.begin_stage("r", "ingest")
+    store.commit_stage("r", "ingest", {"stage": "ingest", "earlier": True})  # an earlier, committed attempt
+    store.abandon()
     with pytest.raises(DataError) as err:
         ingest.run(ctx)
     msg = str(err.value)
@@ -117,7 +119,8 @@ def test_mostly_null_labels_fail_naming_split_limit_key_and_partitions(tmp_path,
     share = float(msg.split("share ")[1].split(" ")[0])
     assert 0.6 < share < 0.9  # 4.5 of the 6 hours
     assert all(f"{v} (" in msg for v in TRAIN_HOURS[:3])  # the partitions that dropped most
-    assert not store.is_committed("r", "ingest")
+    # the failed attempt committed nothing: the earlier attempt is still the one readers see
+    assert store.read_manifest("r", "ingest")["earlier"] is True
 
 
 def test_one_row_dominating_training_revenue_fails_naming_the_row(tmp_path, raw):
