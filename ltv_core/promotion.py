@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ltv_core.errors import DataError
-from ltv_core.store import ArtifactStore
+from ltv_core.store import CHAMPION_POINTER, ArtifactStore
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion.json"
+CHAMPION = CHAMPION_POINTER  # the store never prunes the attempts it pins (ArtifactStore.protected)
 # Metrics where larger is better; everything else (rmsle, rmse, mae, ...) is a loss.
 HIGHER_IS_BETTER = frozenset({"gini", "r2", "auc", "pr_auc", "top1_share", "top10_share"})
 
