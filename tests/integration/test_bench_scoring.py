@@ -39,5 +39,5 @@ def test_bench_scoring_tiny_run_prints_json(tmp_path):
     assert 0 < result["peak_rss_mb"] < 4096
     assert result["bare"]["numpy_max_abs_diff"] < 1e-9  # the numpy replay predicts exactly the same
     # every scored partition was written by the stage
-    preds = list((tmp_path / "cache").glob("train-*/store/runs/bench_score_*/score/predictions/*/part-0.parquet"))
+    preds = list((tmp_path / "cache").glob("train-*/store/runs/bench_score_*/score/attempts/*/predictions/*/part-0.parquet"))
     assert len(preds) == 4
