@@ -21,6 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ltv_core.store import ArtifactStore
+
 
 def table_digest(path: Path) -> str:
     table = pq.read_table(path)
@@ -33,10 +35,12 @@ def table_digest(path: Path) -> str:
 
 
 def fingerprint(run_dir: Path) -> dict[str, object]:
-    files = sorted((run_dir / "score" / "predictions").rglob("*.parquet"))
-    per_file = {str(f.relative_to(run_dir)): table_digest(f) for f in files}
+    store = ArtifactStore(str(run_dir.parent.parent))
+    score_dir = Path(store.stage_dir(run_dir.name, "score"))  # the committed attempt
+    files = sorted((score_dir / "predictions").rglob("*.parquet"))
+    per_file = {str(f.relative_to(score_dir)): table_digest(f) for f in files}
     combined = hashlib.sha256("".join(f"{k}={v}\n" for k, v in per_file.items()).encode()).hexdigest()
-    evaluation = json.loads((run_dir / "evaluate" / "evaluation.json").read_text())
+    evaluation = json.loads(Path(store.stage_dir(run_dir.name, "evaluate"), "evaluation.json").read_text())
     eval_digest = hashlib.sha256(json.dumps(evaluation, sort_keys=True).encode()).hexdigest()
     return {"run": run_dir.name, "prediction_files": len(files), "predictions_sha256": combined,
             "evaluation_sha256": eval_digest}

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run-id", default=None, help="run id (default: cli__<logical date>)")
+    p.add_argument("--run-id", default=None, type=params.non_empty("--run-id"),
+                   help="run id (default: cli__<logical date>)")
     p.add_argument("--logical-date", default=None,
                    help="ISO date/time of the run (default: now, UTC); windows derive from it")
     params.add_arguments(p)
@@ -36,8 +37,18 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 
 def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from ltv_core.errors import SpecError
     from ltv_core.synthetic import generate_dataset
 
+    try:
+        return _generate(generate_dataset, args)
+    except ValueError as exc:  # the generator's argument checks: a one-line error, exit 2
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError(f"generate: {exc}") from None
+
+
+def _generate(generate_dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
     return generate_dataset(
         args.out, seed=args.seed, rows_per_partition=args.rows_per_partition, start=args.start,
         train_hours=args.train_hours, test_hours=args.test_hours, test_start=args.test_start,
@@ -119,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except LtvError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system refusal no stage translated: still one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2, default=jsonutil.default))
     return 0

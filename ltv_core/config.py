@@ -82,6 +82,9 @@ class ValidationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_rows_per_split: int | None = Field(default=300_000, gt=0)
+    # A row id may appear in one split only: the same impression / user in train and holdout leaks
+    # its label into the evaluation. Off for data sets whose scoring window re-scores known ids.
+    ids_unique_across_splits: bool = True
 
 
 class PromotionConfig(BaseModel):

@@ -20,7 +20,7 @@ from ltv_core.models.config import ModelsConfig, load_models_config
 from ltv_core.params import RunParams
 from ltv_core.pipeline import Stage
 from ltv_core.spec import DatasetSpec, load_spec
-from ltv_core.store import ArtifactStore, StageTimer, open_store
+from ltv_core.store import ArtifactStore, StageTimer, open_store, safe_run_id
 from ltv_core.timeutil import parse_time
 
 
@@ -69,7 +69,8 @@ class RunContext:
 
 def make_context(run_id: str, logical_date: datetime | str, params: RunParams | dict[str, Any] | None = None,
                  upstream: Mapping[str, Mapping[str, Any]] | None = None) -> RunContext:
-    """Validate the params, load the config and the spec, open the store."""
+    """Validate the run id and the params, load the config and the spec, open the store."""
+    safe_run_id(run_id)  # fails in milliseconds, before any config is read
     run_params = RunParams.parse(params)
     config = run_params.load_config()
     return RunContext(run_id, parse_time(logical_date), config, load_spec(config.dataset_spec),

@@ -15,3 +15,8 @@ class DataError(LtvError, ValueError):
 
 class ValidationFailed(LtvError):
     """A Great Expectations suite failed; the message summarises the failing expectations."""
+
+
+class StoreError(LtvError):
+    """The artefact store cannot be used: missing, read-only, a file, unreachable, or an artefact in
+    it is damaged. The message names the store, the path and what to do."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-from ltv_core import threads
+from ltv_core import preflight, threads
 from ltv_core.context import RunContext
 from ltv_core.pipeline import INPUTS, Stage
 from ltv_core.stages import build_features, drift, evaluate, fit_stacker, ingest, optimize_gate, promote, resample
@@ -37,6 +37,9 @@ def run_stages(ctx: RunContext, stages: Iterable[Stage], done: dict[str, dict[st
     """Run ``stages`` in the given order in this process; each receives, as ``ctx.upstream``, the
     results of its declared inputs that ran here. Returns every stage's result by name."""
     results = dict(done or {})
+    stages = list(stages)
+    if stages and stages[0] != Stage.INGEST:  # ingest runs it itself (it is the DAG's first task)
+        preflight.check(ctx)
     for stage in stages:
         upstream = {s.value: results[s.value] for s in INPUTS[stage] if s.value in results}
         t0 = time.perf_counter()

@@ -165,11 +165,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(cli_flag(name), dest=name, action="store_const", const=True, default=None,
                                 help=s["description"])
         else:
-            parser.add_argument(cli_flag(name), dest=name, default=None, help=f"{s['title']}: {s['description']}")
+            parser.add_argument(cli_flag(name), dest=name, default=None, type=non_empty(cli_flag(name)),
+                                help=f"{s['title']}: {s['description']}")
+
+
+def non_empty(flag: str) -> Any:
+    """On the command line an empty value is a mistake (``--store-root ''`` used to fall back to
+    the project's own store without a word); in the DAG's form an empty field means "default"."""
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{flag} is empty: give a value, or leave the flag out for the default")
+        return value
+    return parse
 
 
 def from_namespace(args: argparse.Namespace) -> RunParams:
     return RunParams.parse({name: getattr(args, name, None) for name in RunParams.model_fields})
 
 
-__all__ = ["ISO_TIME_PATTERN", "RunParams", "add_arguments", "airflow_param_specs", "cli_flag", "from_namespace"]
+__all__ = ["ISO_TIME_PATTERN", "RunParams", "add_arguments", "airflow_param_specs", "cli_flag", "from_namespace",
+           "non_empty"]

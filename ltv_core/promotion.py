@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ltv_core.errors import DataError
+from ltv_core.errors import DataError, StoreError
 from ltv_core.store import CHAMPION_POINTER, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,22 @@ def decide(
 
 
 def read_champion(store: ArtifactStore) -> dict[str, Any] | None:
+    """The champion pointer, None before the first promotion; a damaged one (empty, garbled, not an
+    object naming a run) fails in one line saying how to repair it
+    (``tests/unit/test_promotion.py::test_a_damaged_champion_pointer_is_named``)."""
     path = store.path(CHAMPION)
-    return store.read_json(path) if store.exists(path) else None
+    if not store.exists(path):
+        return None
+    repair = (f"restore it, or promote a run again (python -m ltv_core promote --run-id <run>); "
+              f"the champion's models are still under {store.path('runs')}")
+    try:
+        pointer = store.read_json(path)
+    except StoreError as exc:
+        raise StoreError(f"champion pointer damaged: {exc}; {repair}") from None
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("run_id"), str):
+        raise StoreError(f"champion pointer {store.uri(path)} is damaged: expected a JSON object with a "
+                         f"'run_id', got {str(pointer)[:80]!r}; {repair}")
+    return pointer
 
 
 def champion_run(store: ArtifactStore) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ltv_core.errors import DataError
+from ltv_core.errors import DataError, StoreError
 from ltv_core.promotion import CHAMPION, HIGHER_IS_BETTER, read_champion
 from ltv_core.store import MANIFEST, ArtifactStore, open_store, safe_run_id, store_root
 from ltv_core.timeutil import try_parse_time
@@ -215,7 +215,7 @@ def _read_json(store: ArtifactStore, path: str, problems: list[str]) -> dict[str
         return None
     try:
         data = store.read_json(path)
-    except (DataError, ValueError, OSError) as exc:
+    except (DataError, StoreError, ValueError, OSError) as exc:
         problems.append(f"unreadable {path.rsplit('/', 2)[-2]}/{path.rsplit('/', 1)[-1]}: {exc}")
         return None
     if not isinstance(data, dict):
@@ -229,7 +229,7 @@ def champion_summary(store: ArtifactStore, problems: list[str]) -> Champion | No
     there is none or it is unreadable (the problem is added to ``problems``)."""
     try:
         pointer = read_champion(store)
-    except (DataError, ValueError, OSError) as exc:
+    except (DataError, StoreError, ValueError, OSError) as exc:
         problems.append(f"unreadable {CHAMPION}: {exc}")
         return None
     if pointer is not None and not isinstance(pointer, dict):

@@ -42,22 +42,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
-from ltv_core import jsonutil
-from ltv_core.errors import DataError
+from ltv_core import claims, jsonutil
+from ltv_core.errors import DataError, SpecError, StoreError
 from ltv_core.yamlconf import project_root
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 ATTEMPTS = "attempts"
+# Bounded retries on S3: an unreachable endpoint fails in seconds, not after botocore's long default
+# (tests/integration/test_preflight.py::test_an_unreachable_s3_store_fails_in_seconds_naming_it).
+S3_OPTIONS: dict[str, Any] = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
+                                                "retries": {"max_attempts": 3, "mode": "standard"}}}
 CHAMPION_POINTER = "champion.json"  # ltv_core.promotion.CHAMPION (that module imports this one)
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]+$")
+# Airflow's run ids (manual__2026-..., scheduled__..., backfill__...) and the CLI's cli__<date>. The
+# first character may not be '.', so a run id can never be '.', '..' or a hidden folder
+# (tests/unit/test_store.py::test_unsafe_run_ids_are_refused_naming_the_rule).
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+\-]{0,199}$")
 
 
 def safe_run_id(run_id: str) -> str:
-    """Airflow run ids contain ':' and '+'; keep them readable but path-safe."""
-    if not run_id or not _RUN_ID_RE.match(run_id):
-        raise ValueError(f"run id {run_id!r} has characters that are unsafe in a path")
+    """Airflow run ids contain ':' and '+'; keep them readable but path-safe. Raises SpecError (a
+    ValueError) naming the rule for anything that could leave its folder."""
+    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+        raise SpecError(f"run id {run_id!r} cannot name a run folder: use 1-200 letters, digits and "
+                        "'_', '-', '.', ':', '+', starting with a letter, digit or '_' (e.g. cli__2025-10-08)")
     return run_id.replace(":", "-").replace("+", "_")
 
 
@@ -123,18 +132,34 @@ class ArtifactStore:
     """fsspec-backed store rooted at a local folder or an object-store URL."""
 
     def __init__(self, root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):
-        root = str(root)
+        root = check_root("store root", str(root))
         if "://" not in root:
             root = os.path.abspath(root)
-        self.fs, base = url_to_fs(root, **(storage_options or {}))
+        options = dict(storage_options or {})
+        if root.startswith(("s3://", "s3a://")):
+            options = {**S3_OPTIONS, **options}
+        self.fs, base = url_to_fs(root, **options)
         self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self.root = base.rstrip("/")
         self.url = root.rstrip("/")
         self.is_local = self.protocol in ("file", "local")
         if self.is_local:
-            self.fs.makedirs(self.root, exist_ok=True)
+            self._make_local_root()
         self._open: dict[tuple[str, str], str] = {}   # (run, stage) -> folder of the attempt begun here
         self._pins: dict[tuple[str, str], str] = {}   # (run, stage) -> attempt read instead of the pointer's
+        self._sums: dict[str, dict[str, str]] = {}    # open attempt folder -> {file name: sha256} written
+        self._claims: dict[tuple[str, str], claims.Claim] = {}  # (run, stage) -> this writer's claim
+        self._recorded: dict[str, dict[str, str]] = {}  # committed attempt folder -> its manifest's checksums
+
+    def _make_local_root(self) -> None:
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise StoreError(f"store root {self.root} is a file, not a folder: point the store root "
+                             "(--store-root, LTV_STORE_ROOT, store_root in the pipeline config) at a folder")
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store root {self.root}: {exc.strerror or exc}; create it, or point "
+                             "the store root at a folder this user can write") from None
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -160,27 +185,42 @@ class ArtifactStore:
         """Open for writing; readers see either the old object, nothing, or the complete new one."""
         parent = path.rsplit("/", 1)[0]
         if self.is_local:
-            self.fs.makedirs(parent, exist_ok=True)
             tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
             try:
+                os.makedirs(parent, exist_ok=True)
                 with self.fs.open(tmp, "wb") as fh:
                     yield fh
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, path)
-            except BaseException:
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
+            except BaseException as exc:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                if isinstance(exc, OSError) and exc.errno is not None:  # read-only, full, not permitted
+                    raise self._write_error(path, exc) from None
                 raise
         else:
             buf = io.BytesIO()
             yield buf
-            with self.fs.open(path, "wb") as fh:  # one PUT / multipart upload, visible when complete
-                fh.write(buf.getvalue())
+            try:
+                with self.fs.open(path, "wb") as fh:  # one PUT / multipart upload, visible when complete
+                    fh.write(buf.getvalue())
+            except Exception as exc:  # botocore's connection / credential errors are no OSError
+                raise self._write_error(path, exc) from None
+
+    def _write_error(self, path: str, exc: BaseException) -> StoreError:
+        why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+        return StoreError(f"cannot write {self.uri(path)} in store {self.url}: {why}; check that the store "
+                          "exists, is writable by this user and has space (nothing of this stage was committed)")
 
     def write_bytes(self, path: str, data: bytes) -> str:
+        """Write one file atomically. Inside an attempt this process opened, its SHA-256 goes into
+        the attempt's manifest (``checksums``), which :meth:`read_bytes` checks on every later read."""
         with self.open_atomic(path) as fh:
             fh.write(data)
+        for folder, sums in self._sums.items():
+            if path.startswith(folder + "/"):
+                sums[path[len(folder) + 1:]] = hashlib.sha256(data).hexdigest()
         return path
 
     def write_text(self, path: str, text: str) -> str:
@@ -190,16 +230,54 @@ class ArtifactStore:
         return self.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=jsonutil.default) + "\n")
 
     def read_bytes(self, path: str) -> bytes:
+        """A file's bytes; a file of a committed attempt is checked against the SHA-256 its manifest
+        recorded, so a damaged model is named instead of crashing LightGBM
+        (``tests/unit/test_store.py::test_a_damaged_artefact_is_named_not_loaded``)."""
         try:
-            return self.fs.cat_file(path)
+            data = self.fs.cat_file(path)
         except FileNotFoundError:
             raise DataError(f"artefact not found in store {self.url}: {path}") from None
+        except Exception as exc:  # permission, connection: one line naming the store and the file
+            raise StoreError(f"cannot read {self.uri(path)} from store {self.url}: "
+                             f"{getattr(exc, 'strerror', None) or f'{type(exc).__name__}: {exc}'}") from None
+        self._verify(path, data)
+        return data
+
+    def _verify(self, path: str, data: bytes) -> None:
+        folder, _, name = path.rpartition("/")
+        while folder and f"/{ATTEMPTS}/" in folder and name != MANIFEST:
+            if folder.rsplit("/", 2)[-2] == ATTEMPTS:  # folder is runs/<run>/<stage>/attempts/<attempt>
+                expected = self._checksums(folder).get(name)
+                if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+                    raise StoreError(f"artefact {self.uri(path)} is damaged: its SHA-256 differs from the one "
+                                     "recorded when its stage committed; re-run that stage (and those after it) "
+                                     "to rewrite it")
+                return
+            folder, _, parent = folder.rpartition("/")
+            name = f"{parent}/{name}"
+
+    def _checksums(self, folder: str) -> dict[str, str]:
+        """The checksums a committed attempt's own manifest recorded (cached: a committed attempt
+        never changes); an attempt still open, or of a stage that recorded none, has none."""
+        if folder not in self._recorded:
+            path = f"{folder}/{MANIFEST}"
+            try:
+                self._recorded[folder] = json.loads(self.fs.cat_file(path)).get("checksums", {})
+            except (FileNotFoundError, ValueError, UnicodeDecodeError):
+                return {}
+        return self._recorded[folder]
 
     def read_text(self, path: str) -> str:
         return self.read_bytes(path).decode("utf-8")
 
     def read_json(self, path: str) -> Any:
-        return json.loads(self.read_text(path))
+        data = self.read_bytes(path)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            what = "is empty" if not data.strip() else f"is not valid JSON ({exc})"
+            raise StoreError(f"{self.uri(path)} in store {self.url} {what}: it was damaged or written by hand; "
+                             "restore it, or re-run the stage that writes it") from None
 
     def write_parquet(self, path: str, table: pa.Table, **kwargs: Any) -> str:
         kwargs.setdefault("compression", "snappy")
@@ -287,17 +365,31 @@ class ArtifactStore:
     def abandon(self) -> None:
         """Forget the attempts this process began and did not commit (a stage that failed): later
         reads here follow the committed pointers again. The folders stay until a commit prunes them."""
+        for d in self._open.values():
+            self._sums.pop(d, None)
         self._open.clear()
+        for key in list(self._claims):
+            self._release(key)
 
     def begin_stage(self, run_id: str, stage: str) -> str:
         """Start a new attempt of a stage in a folder of its own, beside the committed one (which
         readers keep seeing until :meth:`commit_stage`); returns the attempt's folder."""
         attempt = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:6]}"
+        key = (safe_run_id(run_id), stage)
+        self._release(key)  # this process begins the stage again (a retry here): its own claim goes
+        self._claims[key] = claims.acquire(self, self._base(run_id, stage), attempt,
+                                           f"stage {stage!r} of run {run_id!r}")
         d = self.attempt_dir(run_id, stage, attempt)
         if self.is_local:
             self.fs.makedirs(d, exist_ok=True)
-        self._open[(safe_run_id(run_id), stage)] = d
+        self._open[key] = d
+        self._sums[d] = {}
         return d
+
+    def _release(self, key: tuple[str, str]) -> None:
+        claim = self._claims.pop(key, None)
+        if claim is not None:
+            claim.release()
 
     def commit_stage(self, run_id: str, stage: str, manifest: dict[str, Any]) -> str:
         """Commit the attempt :meth:`begin_stage` opened: its own copy of the manifest first, then the
@@ -310,14 +402,17 @@ class ArtifactStore:
             return self._commit_in_place(run_id, stage, manifest, previous)
         d = self._open[key]
         attempt = d.rsplit("/", 1)[-1]
-        manifest = {**manifest, "attempt": attempt}
+        manifest = {**manifest, "attempt": attempt, "checksums": dict(sorted(self._sums.pop(d, {}).items()))}
         self.write_json(f"{d}/{MANIFEST}", manifest)
         path = f"{self._base(run_id, stage)}/{MANIFEST}"
         self.write_json(path, manifest)
         del self._open[key]
         self._pins.pop(key, None)
         log.info("committed stage %s of run %s: %s (attempt %s)", stage, run_id, self.uri(path), attempt)
-        self._prune_attempts(run_id, stage, keep={attempt, previous, *self.protected(run_id, stage)})
+        try:
+            self._prune_attempts(run_id, stage, keep={attempt, previous, *self.protected(run_id, stage)})
+        finally:
+            self._release(key)
         return path
 
     def _commit_in_place(self, run_id: str, stage: str, manifest: dict[str, Any], previous: str | None) -> str:
@@ -351,11 +446,12 @@ class ArtifactStore:
             return set()
         try:
             pointer = self.read_json(path)
-        except (ValueError, UnicodeDecodeError):
+        except StoreError:
             return set()
         keep = set()
         for entry in (pointer, pointer.get("previous_pointer") or {}):
-            if safe_run_id(str(entry.get("run_id", "-"))) == safe_run_id(run_id):
+            rid = entry.get("run_id")
+            if isinstance(rid, str) and _RUN_ID_RE.fullmatch(rid) and safe_run_id(rid) == safe_run_id(run_id):
                 keep.update(a for s, a in (entry.get("lineage") or {}).items() if s == stage and a)
         return keep
 
@@ -403,8 +499,22 @@ class ArtifactStore:
 def store_root(root: str | None = None) -> str:
     """The store root: an explicit root, else ``LTV_STORE_ROOT``, else ``<project>/store``; a local
     path made absolute (an object-store URL as given)."""
-    chosen = root or os.environ.get("LTV_STORE_ROOT") or str(project_root() / "store")
+    if root is not None and not str(root).strip():
+        raise SpecError("store root is empty: give a local folder or an s3:// URL (or leave it unset for "
+                        "$LTV_STORE_ROOT, else <project>/store)")
+    chosen = check_root("store root", root or os.environ.get("LTV_STORE_ROOT") or str(project_root() / "store"))
     return chosen if "://" in chosen else os.path.abspath(chosen)
+
+
+def check_root(kind: str, root: str) -> str:
+    """A store or data root as given, refused when empty or when it climbs with '..' (a typo such
+    as ``../../etc`` would otherwise be resolved without a word)."""
+    if not root.strip():
+        raise SpecError(f"{kind} is empty: give a local folder or an s3:// URL")
+    if ".." in re.split(r"[/\\]", root.split("://", 1)[-1]):
+        raise SpecError(f"{kind} {root!r} contains '..': give an absolute path, a path below the working "
+                        "folder, or an s3:// URL, without climbing out of a folder")
+    return root
 
 
 def open_store(root: str | None = None) -> ArtifactStore:

@@ -86,8 +86,25 @@ def list_partitions(root: str, spec: DatasetSpec) -> list[Partition]:
             raise DataError(f"malformed partition directory {entry['name']}: {exc}") from None
         files = sorted(f for f in fs.ls(entry["name"], detail=False) if _is_data_file(f))
         parts.append(Partition(value, when, entry["name"].rstrip("/"), tuple(files), protocol))
-    parts.sort(key=lambda p: p.time)
+    parts.sort(key=lambda p: (p.time, p.value))
+    check_spellings(parts, spec, root)
     return parts
+
+
+def check_spellings(parts: list[Partition], spec: DatasetSpec, root: str) -> None:
+    """One folder per time, spelled the way the spec's format writes it. strptime is lenient
+    (``2025-10-2-5-00`` parses like ``2025-10-02-05-00``), so without this a partition spelled two
+    ways would be ingested twice (``tests/unit/test_windows.py::test_a_partition_spelled_two_ways_fails``)."""
+    for a, b in zip(parts, parts[1:]):
+        if a.time == b.time:
+            raise DataError(f"partitions {a.path} and {b.path} under {root} are the same time "
+                            f"({a.time.isoformat()}): keep one folder per time, spelled "
+                            f"{spec.partition.key}={spec.partition.render(a.time)}")
+    for part in parts:
+        canonical = spec.partition.render(part.time)
+        if part.value != canonical:
+            raise DataError(f"partition folder {part.path} does not match the spec's format "
+                            f"{spec.partition.format!r}: rename it {spec.partition.key}={canonical}")
 
 
 def _floor(t: datetime, grain_hours: int) -> datetime:

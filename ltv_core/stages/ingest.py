@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ltv_core import catalog, limits
+from ltv_core import catalog, limits, preflight
 from ltv_core.cluster import Job, dask_client, fan_out
 from ltv_core.config import DEFAULT_CONFIG, PipelineConfig
 from ltv_core.context import RunContext
@@ -77,7 +77,9 @@ def _split_output(split: str, res: list[dict[str, Any]], window: Any, measured: 
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    """Stage every split of the run's windows; returns the rows and window of each split."""
+    """Stage every split of the run's windows; returns the rows and window of each split. Every
+    config and param of the run is checked first (``ltv_core.preflight``): a typo fails here."""
+    preflight.check(ctx)
     timer = ctx.timer(STAGE)
     config, spec, store = ctx.config, ctx.spec, ctx.store
     log.info("ingest: dataset %s, store %s", spec.name, store.url)

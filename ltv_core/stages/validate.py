@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ltv_core import catalog
 from ltv_core.context import RunContext
 from ltv_core.errors import DataError, ValidationFailed
-from ltv_core.pipeline import Stage
+from ltv_core.pipeline import Stage, split_order
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore, StageTimer
 from ltv_core.validation.expectations import resolve_expectations
@@ -71,6 +71,25 @@ def _key_census(store: ArtifactStore, id_column: str, paths: list[str]) -> tuple
     return keys, forced
 
 
+def shared_ids(store: ArtifactStore, id_column: str, outputs: Mapping[str, Mapping[str, Any]],
+               examples: int = 5) -> list[dict[str, Any]]:
+    """Ids that appear in two splits (only the id column is read, every row): one entry per pair of
+    splits with how many ids they share and a few of them
+    (``tests/integration/test_stages.py::test_an_id_in_two_splits_fails_validation``)."""
+    ids = {s: pc.unique(pa.chunked_array([store.read_parquet(f["path"], columns=[id_column])[id_column]
+                                          for f in o["files"]]).combine_chunks().drop_null())
+           for s, o in outputs.items()}
+    names, found = sorted(ids, key=split_order), []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if not len(ids[a]) or not len(ids[b]):
+                continue
+            both = ids[a].filter(pc.is_in(ids[a], value_set=ids[b].cast(ids[a].type)))
+            if len(both):
+                found.append({"splits": [a, b], "ids": len(both), "examples": both.slice(0, examples).to_pylist()})
+    return found
+
+
 def _read_file(store: ArtifactStore, f: Mapping[str, Any], split: str) -> pa.Table:
     table = store.read_parquet(f["path"])
     if table.num_rows != int(f["rows"]):
@@ -107,7 +126,7 @@ def _write_docs(store: ArtifactStore, stage_dir: str, html: Mapping[str, bytes])
 
 
 def validate_run(store: ArtifactStore, run_id: str, spec: DatasetSpec, *, max_rows_per_split: int | None = None,
-                 timer: StageTimer | None = None) -> dict[str, Any]:
+                 timer: StageTimer | None = None, ids_unique_across_splits: bool = True) -> dict[str, Any]:
     """Validate every staged split of a run; commit the stage only if all of them pass.
 
     The full result (result.json) and data docs are written in both cases, so a failed run can
@@ -132,18 +151,27 @@ def validate_run(store: ArtifactStore, run_id: str, spec: DatasetSpec, *, max_ro
                  split, len(frame), out["rows"], time.time() - t0)
     report = validate_splits(spec, frames, hw, run_name=run_id, split_info=info)
     del frames
-    result_path = store.write_json(f"{stage_dir}/{RESULT}", report.to_dict())
+    shared = shared_ids(store, spec.id_column, outputs) if ids_unique_across_splits else []
+    success = report.success and not shared
+    result_path = store.write_json(f"{stage_dir}/{RESULT}", {**report.to_dict(), "success": success,
+                                                             "ids_shared_across_splits": shared})
     docs_path = _write_docs(store, stage_dir, report.html)
     small = {
-        "success": report.success, "result_path": store.uri(result_path),
-        "data_docs_path": store.uri(docs_path), "evaluated": report.evaluated, "failed": report.failed,
+        "success": success, "result_path": store.uri(result_path),
+        "data_docs_path": store.uri(docs_path), "evaluated": report.evaluated + int(ids_unique_across_splits),
+        "failed": report.failed + int(bool(shared)),
     }
-    if not report.success:
+    if not success:
         store.retract_stage(run_id, STAGE)  # an earlier pass of this run no longer stands
         log.error("validation failed for run %s; stage not committed; result: %s",
                   run_id, small["result_path"])
+        summary = report.summary() if not report.success else "validation failed:"
+        for s in shared:
+            summary += (f"\n  column {spec.id_column!r}: {s['ids']} ids appear in both split {s['splits'][0]!r} "
+                        f"and split {s['splits'][1]!r}, e.g. {s['examples']} (a row may be in one window only; "
+                        "set validation.ids_unique_across_splits: false if the data re-uses ids on purpose)")
         raise ValidationFailed(
-            f"{report.summary()}\nfull result: {small['result_path']}\ndata docs: {small['data_docs_path']}"
+            f"{summary}\nfull result: {small['result_path']}\ndata docs: {small['data_docs_path']}"
         )
     timer.inputs.update({
         s: {"files": [f["path"] for f in o["files"]], "rows": o["rows"]} for s, o in outputs.items()
@@ -159,4 +187,4 @@ def validate_run(store: ArtifactStore, run_id: str, spec: DatasetSpec, *, max_ro
 
 def run(ctx: RunContext) -> dict[str, Any]:
     return validate_run(ctx.store, ctx.run_id, ctx.spec, max_rows_per_split=ctx.config.validation.max_rows_per_split,
-                        timer=ctx.timer(STAGE))
+                        timer=ctx.timer(STAGE), ids_unique_across_splits=ctx.config.validation.ids_unique_across_splits)

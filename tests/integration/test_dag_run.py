@@ -100,7 +100,7 @@ def test_dag_runs_end_to_end(env, small_data, tmp_path, dask_scheduler_address):
     assert ingest["outputs"]["scoring"]["labelled"] is False
     validate = store.read_manifest(run, "validate")
     assert validate["success"] is True and validate["failed"] == 0
-    assert (store_root / "runs" / run / "validate" / "data_docs" / "index.html").exists()
+    assert Path(store.stage_dir(run, "validate"), "data_docs", "index.html").exists()  # the committed attempt
     features = store.read_manifest(run, "build_features")
     assert features["n_features"] > 100
     assert set(features["rows"]) == {"train", "validation", "holdout", "scoring"}
@@ -112,19 +112,19 @@ def test_dag_runs_end_to_end(env, small_data, tmp_path, dask_scheduler_address):
     decision = store.read_json(f"{store.stage_dir(run, 'promote')}/decision.json")
     assert decision["promoted"] is True
     assert safe_run_id(store.read_json(str(store_root / "champion.json"))["run_id"]) == run
-    assert (store_root / "runs" / run / "report" / "report.html").stat().st_size > 10_000
-    assert json.loads((store_root / "runs" / run / "report" / "metrics.json").read_text())["metrics"]["model"]["rmsle"] == \
+    assert Path(store.stage_dir(run, "report"), "report.html").stat().st_size > 10_000
+    assert json.loads(Path(store.stage_dir(run, "report"), "metrics.json").read_text())["metrics"]["model"]["rmsle"] == \
         pytest.approx(evaluation["model"]["rmsle"])
     # drift: measured on the features the model uses, recorded by promote (flagged or not, it promoted)
     drift = store.read_manifest(run, "drift")
     assert drift["features"] > 0 and isinstance(drift["flagged"], bool) and drift["max_psi"] is not None
     assert store.read_manifest(run, "promote")["drift"]["flagged"] is drift["flagged"]
-    assert (store_root / "runs" / run / "drift" / "drift.json").exists()
+    assert Path(store.stage_dir(run, "drift"), "drift.json").exists()
     scored = store.read_manifest(run, "score")
     assert scored["rows"] == ingest["outputs"]["scoring"]["rows"]
-    preds = pq.read_table(str(store_root / "runs" / run / "score" / "predictions")).to_pandas()
+    preds = pq.read_table(f"{store.stage_dir(run, 'score')}/predictions").to_pandas()
     assert len(preds) == scored["rows"] and preds["pred_d7"].ge(0).all()
-    assert (store_root / "runs" / run / "score" / "submission.csv").exists()
+    assert Path(store.stage_dir(run, "score"), "submission.csv").exists()
     # Asset events for data-aware DAGs: which model is champion, where the predictions are
     events = asset_events(env)
     assert events["ltv_champion_model"]["promoted"] is True
@@ -159,7 +159,9 @@ def test_corrupted_partition_fails_validate_and_stops_the_run(env, small_data, t
     store = ArtifactStore(str(store_root))
     run = only_run(store_root)
     assert not store.is_committed(run, "validate")
-    result = store.read_json(f"{store.stage_dir(run, 'validate')}/result.json")
+    failed_attempt = store.newest_attempt_dir(run, "validate")  # withdrawn from the pointer, kept to read
+    assert failed_attempt is not None
+    result = store.read_json(f"{failed_attempt}/result.json")
     assert result["success"] is False
     assert not (store_root / "runs" / run / "build_features").exists()
     decision = store.read_json(f"{store.stage_dir(run, 'promote')}/decision.json")

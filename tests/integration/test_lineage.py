@@ -5,11 +5,13 @@ One small run 'champ' goes through every stage and is promoted; each test copies
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,22 +136,81 @@ def test_score_refuses_a_validation_of_another_ingest(promoted, tmp_path):
     assert scored["rows"] > 0 and scored["model_run_id"] == "champ"
 
 
-def test_sigkill_during_training_leaves_no_mixed_or_partial_run(promoted, tmp_path):
-    """``python -m ltv_core train`` killed at several moments: whatever had committed, the run stays
-    readable and consistent, the champion predicts the same, and a retry succeeds."""
-    params, store = fresh(promoted, tmp_path)
-    before = champion_predictions(store)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + str(ROOT), "LTV_PARALLEL_TASKS": "1"}
-    args = [sys.executable, "-m", "ltv_core", "train", "--run-id", "champ", "--logical-date", LOGICAL,
+def _cli(params: dict, command: str) -> list[str]:
+    args = [sys.executable, "-m", "ltv_core", command, "--run-id", "champ", "--logical-date", LOGICAL,
             "--config", params["config"], "--store-root", params["store_root"], "--data-root", params["data_root"]]
     for k, v in WINDOWS.items():
         args += [f"--{k.replace('_', '-')}", v]
-    for delay in (6.0, 12.0):
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    return args
+
+
+def _prediction_files(store: ArtifactStore) -> dict[str, bytes]:
+    folder = Path(store.stage_dir("champ", Stage.SCORE), "predictions")
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*.parquet"))}
+
+
+def kill_during(params: dict, command: str, stage: str, after: float) -> bool:
+    """Start ``python -m ltv_core <command>`` on the champion's own run id, SIGKILL it ``after``
+    seconds after its log says ``stage`` started (or after ``after`` seconds from the start when
+    ``stage`` is empty); True when it was killed before it exited by itself."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + str(ROOT), "LTV_PARALLEL_TASKS": "1"}
+    proc = subprocess.Popen(_cli(params, command), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    started = threading.Event()
+
+    def watch() -> None:
+        for line in proc.stderr:
+            if not stage or f"stage {stage} of run champ: starting" in line:
+                started.set()
+        started.set()  # it exited (or failed) before the stage started: kill nothing
+
+    threading.Thread(target=watch, daemon=True).start()
+    assert started.wait(timeout=240), f"{command}: {stage} never started"
+    time.sleep(after)
+    killed = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)  # reaped: a killed writer's claim is stale at once (ltv_core.claims)
+    return killed
+
+
+def test_sigkill_at_every_stage_of_the_champion_run_id(promoted, tmp_path):
+    """Re-running the champion's own run id and SIGKILLing it in every stage (ingest, validate,
+    build_features, twice in training, evaluate, drift, promote, score): after each kill whatever had
+    committed is readable and consistent, the champion predicts exactly as before, and the retry of
+    the killed stage succeeds (the dead writer's claim is taken over). In the end the re-run of the
+    logical date gives byte-identical predictions."""
+    params, store = fresh(promoted, tmp_path)
+    before = champion_predictions(store)
+    first_files = _prediction_files(store)
+    first_scores = pd.read_parquet(f"{store.stage_dir('champ', Stage.SCORE)}/predictions")
+    first_attempt = store.read_manifest("champ", Stage.SCORE)["attempt"]
+    pinned = {s: store.read_bytes(f"{store.attempt_dir('champ', s, a)}/_manifest.json")
+              for s, a in read_champion(store)["lineage"].items()}
+    killed = []
+
+    def check() -> None:
         assert_readable(store, healed=False)
         pd.testing.assert_frame_equal(champion_predictions(store), before, check_exact=True)
-    run(params, *TRAINING_STAGES, Stage.EVALUATE, Stage.DRIFT, Stage.PROMOTE, Stage.SCORE)
+
+    for stage in (Stage.INGEST, Stage.VALIDATE, Stage.BUILD_FEATURES):
+        killed.append(kill_during(params, stage.value, stage.value, after=1.0))
+        check()
+        run(params, stage)  # the retry
+    for delay in (6.0, 12.0):
+        killed.append(kill_during(params, "train", "", after=delay))
+        check()
+    run(params, *TRAINING_STAGES)
+    for stage in (Stage.EVALUATE, Stage.DRIFT, Stage.PROMOTE, Stage.SCORE):
+        killed.append(kill_during(params, stage.value, stage.value, after=0.5))
+        check()
+        run(params, stage)
     assert_readable(store)
+    assert sum(killed) >= 6, f"most kills must land while the command runs: {killed}"
+    for s, manifest in pinned.items():  # the first champion's attempts: never rewritten or removed
+        assert store.read_bytes(f"{store.attempt_dir('champ', s, json.loads(manifest)['attempt'])}/_manifest.json") \
+            == manifest, s
+    again = pd.read_parquet(f"{store.stage_dir('champ', Stage.SCORE)}/predictions")
+    assert store.read_manifest("champ", Stage.SCORE)["attempt"] != first_attempt, "scored again, by the re-run"
+    assert read_champion(store)["lineage"][Stage.FIT_STACKER] != json.loads(pinned[Stage.FIT_STACKER])["attempt"]
+    pd.testing.assert_frame_equal(again, first_scores, check_exact=True)
+    assert _prediction_files(store) == first_files, "the re-run's prediction files are byte-identical"

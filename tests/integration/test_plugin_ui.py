@@ -374,7 +374,8 @@ def test_page_lists_runs_champion_and_rejection(server: Server, browser: Chromiu
     assert "promoted" in champ_text and CHAMPION_RUN in champ_text
     assert "rejected" in rej_text and REJECTION in rej_text and "champion" not in page.rows[rejected][0]
     # the numbers come from the run's real report metrics.json: model, best baseline, champion
-    m = json.loads((fixture_store / "runs" / rejected / "report" / "metrics.json").read_text())["metrics"]
+    report_dir = ArtifactStore(str(fixture_store)).stage_dir(rejected, "report")
+    m = json.loads(Path(report_dir, "metrics.json").read_text())["metrics"]
     best = min(m["baselines"], key=lambda b: m["baselines"][b]["rmsle"])
     assert f"{m['model']['rmsle']:.4f}" in rej_text and best in rej_text, rej_text
     assert f"{m['baselines'][best]['rmsle']:.4f}" in rej_text and "0.6012" in rej_text, rej_text

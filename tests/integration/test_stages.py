@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 from support.configs import small_pipeline_config
 
 from ltv_core import catalog, cli
 from ltv_core.context import make_context
-from ltv_core.errors import DataError
+from ltv_core.errors import DataError, ValidationFailed
 from ltv_core.models import artefacts
 from ltv_core.pipeline import REPORT_DIR, STAGES, TRAINING_STAGES, Stage
 from ltv_core.promotion import read_champion
@@ -261,6 +262,32 @@ def test_score_refuses_unvalidated_data(base, tmp_path):
     store.retract_stage("base", "validate")
     with pytest.raises(DataError, match="validate"):
         run("base", params, "score")
+
+
+def test_an_id_in_two_splits_fails_validation(base, tmp_path):
+    """A holdout row that re-uses a training row's id (its label would leak into the evaluation)
+    fails validate, naming the column, both splits and the id; the stage is not committed."""
+    params, store = fresh(base, tmp_path)
+    outputs = catalog.staged_outputs(store, "base")
+    train_id = store.read_parquet(outputs["train"]["files"][0]["path"], columns=["row_id"])["row_id"][0].as_py()
+    f = outputs["holdout"]["files"][0]
+    table = store.read_parquet(f["path"])
+    ids = table["row_id"].to_pylist()
+    ids[0] = train_id
+    copy = store.write_parquet(f"{tmp_path}/holdout-copy.parquet",
+                               table.set_column(table.schema.get_field_index("row_id"), "row_id",
+                                                pa.array(ids, table.schema.field("row_id").type)))
+    ingest_dir = Path(store.stage_dir("base", "ingest"))
+    for manifest in (ingest_dir / "_manifest.json", ingest_dir.parent.parent / "_manifest.json"):
+        m = json.loads(manifest.read_text())
+        m["outputs"]["holdout"]["files"][0]["path"] = copy
+        manifest.write_text(json.dumps(m))
+    with pytest.raises(ValidationFailed) as err:
+        run("base", params, "validate")
+    assert f"'row_id': 1 ids appear in both split 'train' and split 'holdout', e.g. [{train_id!r}]" in str(err.value)
+    assert not store.is_committed("base", "validate")
+    result = json.loads(Path(store.newest_attempt_dir("base", "validate"), "result.json").read_text())
+    assert result["success"] is False and result["ids_shared_across_splits"][0]["splits"] == ["train", "holdout"]
 
 
 def test_cli_train_and_evaluate(base, tmp_path, capsys):

@@ -73,14 +73,14 @@ def _check_stage_output(store: ArtifactStore, run_id: str, result: dict) -> None
     assert result["rows"] == {s: o["rows"] for s, o in ingest.items()} == manifest["rows"]
     assert manifest["config_hash"] and manifest["feature_config_hash"] == state.config_hash
     assert set(manifest["timings"]) >= {"fit", "transform_train", "transform_scoring"}
-    assert result["feature_state"].endswith(f"runs/{run_id}/{STAGE}/feature_state.json")
+    assert result["feature_state"] == f"{store.stage_dir(run_id, STAGE)}/feature_state.json"  # the committed attempt
     assert state.train_partitions == sorted(f["partition"] for f in ingest["train"]["files"])
     for split, info in ingest.items():
         files = manifest["outputs"][split]["files"]
         assert [f["partition"] for f in files] == [f["partition"] for f in info["files"]]
         labelled = info["labelled"]
         for f in files:
-            assert f["path"].endswith(f"{STAGE}/{split}/datetime={f['partition']}/part-0.parquet")
+            assert f["path"] == f"{store.stage_dir(run_id, STAGE)}/{split}/datetime={f['partition']}/part-0.parquet"
             schema = store.parquet_schema(f["path"])
             assert schema.names == state.feature_names + carry_columns(SPEC, labelled)
         x, meta = load_feature_matrix(store, run_id, split)

@@ -1,8 +1,9 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from ltv_core.errors import DataError
+from ltv_core.errors import DataError, StoreError
 from ltv_core.promotion import champion_run, decide, read_champion
 from ltv_core.stages.promote import record_decision as record
 from ltv_core.store import ArtifactStore
@@ -47,3 +48,11 @@ def test_failed_stage_or_missing_metric_never_ships():
 def test_no_champion_is_a_clear_error(store):
     with pytest.raises(DataError, match="no champion"):
         champion_run(store)
+
+
+@pytest.mark.parametrize("content", ["", "{", "[]", '{"metrics": {}}', "null"])
+def test_a_damaged_champion_pointer_is_named(store, content):
+    """An empty, garbled or run-less champion.json: one line naming it and how to repair it."""
+    (Path(store.root) / "champion.json").write_text(content)
+    with pytest.raises(StoreError, match=r"champion pointer .*damaged.*promote a run again"):
+        read_champion(store)

@@ -1,12 +1,15 @@
+import errno
 import json
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from ltv_core.errors import DataError
-from ltv_core.store import ArtifactStore, StageTimer, config_hash, safe_run_id
+from ltv_core.errors import DataError, SpecError, StoreError
+from ltv_core.store import ArtifactStore, StageTimer, config_hash, safe_run_id, store_root
 
 
 @pytest.fixture
@@ -176,3 +179,68 @@ def test_read_parquet_map_values_only_and_missing_columns(store):
     assert head.num_rows == 2 and head.column("s").to_pylist() == ["p", "q"]
     assert head.column("m").to_pylist() == got.select(["m"]).slice(0, 2).column("m").to_pylist()
     assert store.read_parquet(q, ["s"], max_rows=10).equals(t.select(["s"]))
+
+
+@pytest.mark.parametrize("bad", ["..", ".", ".hidden", "a/b", "a\\b", "", "run id", "x" * 201, "run\n"])
+def test_unsafe_run_ids_are_refused_naming_the_rule(bad):
+    with pytest.raises(SpecError, match="cannot name a run folder: use 1-200 letters"):
+        safe_run_id(bad)
+
+
+def test_airflow_and_cli_run_ids_are_kept_readable():
+    assert safe_run_id("scheduled__2025-11-04T03:00:00+00:00") == "scheduled__2025-11-04T03-00-00_00-00"
+    assert safe_run_id("cli__2025-10-08") == "cli__2025-10-08"
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "../../etc", "store/../../etc", "s3://bucket/../x"])
+def test_store_roots_that_are_empty_or_climb_are_refused(bad):
+    with pytest.raises(SpecError, match="empty|contains '..'"):
+        ArtifactStore(bad)
+    with pytest.raises(SpecError, match="empty|contains '..'"):
+        store_root(bad)
+
+
+def test_a_store_root_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StoreError, match=r"store root .*/f is a file, not a folder"):
+        ArtifactStore(str(tmp_path / "f"))
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(store, monkeypatch):
+    """A read-only or full store: the OSError becomes a StoreError naming the file and the store."""
+    def read_only(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system", dst)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(StoreError, match=r"cannot write .*/a/b.json in store .*: Read-only file system"):
+        store.write_json(store.path("a", "b.json"), {"x": 1})
+    assert list(Path(store.path("a")).iterdir()) == []
+
+
+def test_a_damaged_artefact_is_named_not_loaded(store):
+    """Every file an attempt writes through write_bytes has its SHA-256 in the attempt's manifest;
+    a later read of a changed file fails naming it (a garbled LightGBM model would abort the process)."""
+    d = store.begin_stage("r", "train_classifier")
+    store.write_bytes(f"{d}/classifier.json", b'{"kind": "x"}')
+    store.write_bytes(f"{d}/sub/extra.json", b"[1]")
+    store.commit_stage("r", "train_classifier", {"stage": "train_classifier"})
+    manifest = store.read_manifest("r", "train_classifier")
+    assert set(manifest["checksums"]) == {"classifier.json", "sub/extra.json"}
+    assert store.read_bytes(f"{d}/classifier.json") == b'{"kind": "x"}'
+    Path(d, "classifier.json").write_bytes(b'{"kind": "y"}')
+    Path(d, "sub", "extra.json").write_bytes(b"[2]")
+    fresh = ArtifactStore(store.root)  # another process reading the committed attempt
+    for s in (store, fresh):
+        with pytest.raises(StoreError, match=r"classifier.json is damaged: its SHA-256 differs"):
+            s.read_bytes(f"{d}/classifier.json")
+        with pytest.raises(StoreError, match=r"sub/extra.json is damaged"):
+            s.read_json(f"{d}/sub/extra.json")
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe"])
+def test_an_empty_or_garbled_json_file_is_named(store, content):
+    path = store.path("runs", "r", "x.json")
+    Path(path).parent.mkdir(parents=True)
+    Path(path).write_bytes(content)
+    with pytest.raises(StoreError, match=r"x.json in store .* (is empty|is not valid JSON)"):
+        store.read_json(path)

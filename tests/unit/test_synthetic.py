@@ -400,3 +400,12 @@ def test_rerun_replaces_an_earlier_run(tmp_path: Path) -> None:
     assert len(list((tmp_path / "oracle").rglob("*.parquet"))) == 3
     test_rows = ds.dataset(tmp_path / "test/test", format="parquet", partitioning="hive").count_rows()
     assert len((tmp_path / "sample_submission.csv").read_text().splitlines()) == test_rows + 1
+
+
+def test_bad_generate_arguments_are_one_line_from_the_cli(tmp_path: Path, capsys) -> None:
+    from ltv_core.cli import main
+
+    assert main(["generate", "--out", str(tmp_path / "d"), "--rows-per-partition", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: generate: rows_per_partition must be an integer >= 1, got 0"), err
+    assert "Traceback" not in err and not (tmp_path / "d").exists()

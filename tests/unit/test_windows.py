@@ -95,3 +95,19 @@ def test_no_test_root_means_no_scoring(tmp_path):
     cfg = load_config()
     windows, chosen = resolve(datetime(2025, 11, 4, tzinfo=UTC), cfg, SPEC, str(tmp_path))
     assert "scoring" not in windows and "scoring" not in chosen
+
+
+def test_a_partition_spelled_two_ways_fails(tmp_path):
+    """strptime reads 2025-10-1-2-00 as 2025-10-01-02-00: the same hour twice would double its rows."""
+    write_dataset(tmp_path, SPEC, hours(1, 3), [], rows=3)
+    root = tmp_path / "train/train"
+    (root / "datetime=2025-10-1-2-00").mkdir()
+    with pytest.raises(DataError, match="same time") as err:
+        list_partitions(str(root), SPEC)
+    assert "datetime=2025-10-01-02-00" in str(err.value) and "datetime=2025-10-1-2-00" in str(err.value)
+
+
+def test_a_partition_not_spelled_as_the_format_fails_naming_the_rename(tmp_path):
+    (tmp_path / "datetime=2025-10-1-5-00").mkdir()
+    with pytest.raises(DataError, match=r"does not match the spec's format.*rename it datetime=2025-10-01-05-00"):
+        list_partitions(str(tmp_path), SPEC)
