@@ -402,6 +402,7 @@ class ArtifactStore:
             return self._commit_in_place(run_id, stage, manifest, previous)
         d = self._open[key]
         attempt = d.rsplit("/", 1)[-1]
+        self._sweep_temporaries(d)
         manifest = {**manifest, "attempt": attempt, "checksums": dict(sorted(self._sums.pop(d, {}).items()))}
         self.write_json(f"{d}/{MANIFEST}", manifest)
         path = f"{self._base(run_id, stage)}/{MANIFEST}"
@@ -414,6 +415,15 @@ class ArtifactStore:
         finally:
             self._release(key)
         return path
+
+    def _sweep_temporaries(self, folder: str) -> None:
+        """Remove the temporary files a killed writer left in the attempt (a Dask worker SIGKILLed
+        mid-write; its task ran again elsewhere): by commit every writer of the attempt is done
+        (``tests/integration/test_dask_worker_loss.py``). Object stores have no temporaries."""
+        if self.is_local:
+            for tmp in Path(folder).rglob(".tmp-*"):
+                log.warning("removing %s: a temporary file left by a killed writer", tmp)
+                tmp.unlink(missing_ok=True)
 
     def _commit_in_place(self, run_id: str, stage: str, manifest: dict[str, Any], previous: str | None) -> str:
         """A stage written straight into its own folder, without :meth:`begin_stage` (the layout of

@@ -20,6 +20,7 @@ import pytest
 from support.configs import small_pipeline_config
 
 from ltv_core.context import make_context
+from ltv_core.errors import StoreError
 from ltv_core.inprocess import run_stages
 from ltv_core.lineage import LineageError, model_pins
 from ltv_core.pipeline import INPUTS, STAGES, TRAINING_STAGES, Stage
@@ -214,3 +215,18 @@ def test_sigkill_at_every_stage_of_the_champion_run_id(promoted, tmp_path):
     assert read_champion(store)["lineage"][Stage.FIT_STACKER] != json.loads(pinned[Stage.FIT_STACKER])["attempt"]
     pd.testing.assert_frame_equal(again, first_scores, check_exact=True)
     assert _prediction_files(store) == first_files, "the re-run's prediction files are byte-identical"
+
+
+def test_a_damaged_champion_model_is_named_not_loaded(promoted, tmp_path):
+    """One byte of the champion's classifier changed on disk: scoring fails in one line naming the
+    file (its SHA-256 no longer matches its manifest) instead of LightGBM aborting the process."""
+    params, store = fresh(promoted, tmp_path)
+    committed = store.read_manifest("champ", Stage.SCORE)
+    model = Path(store.stage_dir("champ", Stage.TRAIN_CLASSIFIER), "classifier.json")
+    data = bytearray(model.read_bytes())
+    at = data.index(b"tree_sizes")
+    data[at:at + 10] = b"tree_sizeX"
+    model.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"classifier.json is damaged: its SHA-256 differs .* re-run that stage"):
+        run(params, Stage.SCORE)
+    assert store.read_manifest("champ", Stage.SCORE) == committed, "the committed predictions stay as they were"

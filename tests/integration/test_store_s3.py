@@ -107,3 +107,29 @@ def test_a_run_writes_its_first_stages_to_s3(s3, tmp_path, capsys):
     rows = store.read_manifest("s3run", "build_features")["rows"]
     assert rows["train"] > 0 and set(rows) == {"train", "validation", "holdout", "scoring"}
     assert store.fs.glob(f"{BUCKET}/store-run/runs/s3run/*/_claim.*") == [], "every claim released"
+
+
+def test_unauthorised_credentials_are_one_line_naming_the_store(tmp_path, monkeypatch):
+    """A second moto server that checks credentials (INITIAL_NO_AUTH_ACTION_COUNT=0): keys it does
+    not know are refused, and the store says so in one line instead of a botocore traceback."""
+    port = free_port()
+    group = ProcessGroup(tmp_path / "logs", {**__import__("os").environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        group.start("moto-auth", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
+        group.wait_until(lambda: _listening(port), "moto_server with auth", timeout=60)
+        for var, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "AKIAUNKNOWN",
+                           "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(var, value)
+        store = ArtifactStore(f"s3://{BUCKET}/store")
+        with pytest.raises(StoreError, match=rf"cannot write s3://{BUCKET}/store/x.json in store s3://{BUCKET}/store") as err:
+            store.write_json(store.path("x.json"), {"a": 1})
+        assert "PermissionError: The AWS Access Key Id you provided does not exist" in str(err.value)
+    finally:
+        group.stop(grace=5)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
