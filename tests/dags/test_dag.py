@@ -140,3 +140,31 @@ def test_dask_connection_becomes_a_param(monkeypatch):
                                                                       "dask_scheduler": "tcp://10.1.2.3:8786"}
     monkeypatch.delenv("AIRFLOW_CONN_DASK_DEFAULT")
     assert ltv_tasks.run_params({"params": {"store_root": "x"}}) == {"store_root": "x"}
+
+
+def test_the_first_task_checks_every_config_before_any_work(tmp_path):
+    """The DAG's ingest task runs the preflight (ltv_core.preflight): a models-config typo fails the
+    task in seconds naming file and field, and nothing is written to the store."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    import yaml
+
+    from ltv_core.errors import SpecError
+
+    _on_path()
+    import ltv_tasks
+
+    root = Path(__file__).resolve().parents[2]
+    models = yaml.safe_load((root / "config" / "models.yaml").read_text())
+    models["num_boost_rounds"] = 10
+    (tmp_path / "models-typo.yaml").write_text(yaml.safe_dump(models))
+    (tmp_path / "data" / "train" / "train").mkdir(parents=True)
+    store = tmp_path / "store"
+    context = {"params": {"models_config": str(tmp_path / "models-typo.yaml"), "data_root": str(tmp_path / "data"),
+                          "store_root": str(store)},
+               "run_id": "manual__2025-11-04T03:00:00+00:00", "ti": SimpleNamespace(task_id="ingest"),
+               "logical_date": datetime(2025, 11, 4, 3, tzinfo=timezone.utc), "dag_run": None}
+    with pytest.raises(SpecError, match=r"models-typo.yaml:\n  - num_boost_rounds: Extra inputs are not permitted"):
+        ltv_tasks.ingest.function(**context)
+    assert not store.exists() or list(store.iterdir()) == []
