@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Connection, TriggerRule, task
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowNotFoundException, AirflowSkipException
 
 from ltv_core.pipeline import Stage
 
@@ -171,6 +171,14 @@ def score(staged: dict | None, validated: dict | None, decision: dict | None, **
     from ltv_core.stages import score
 
     result = score.run(stage_context(context, staged, validated, decision))
+    emit_predictions(context, result)
+    return result
+
+
+def emit_predictions(context: dict[str, Any], result: dict[str, Any]) -> None:
+    """The predictions Asset event of a scored run; a run without a scoring window (a data set with
+    no test partitions) marks the task skipped instead: the run succeeds and no event is sent."""
+    if result.get("skipped"):
+        raise AirflowSkipException(result["skipped"])
     context["outlet_events"][PREDICTIONS].extra = {
         "predictions": result["predictions"], "model_run_id": result["model_run_id"], "rows": result["rows"]}
-    return result

@@ -115,7 +115,8 @@ class DriftReport(BaseModel):
         return {"flagged": self.flagged, "max_psi": self.max_psi, "drifted_share": self.drifted_share,
                 "flagged_features": self.flagged_features[:10], "max_unseen_share": self.max_unseen_share,
                 "prediction_psi": None if self.prediction is None else self.prediction.psi,
-                "reasons": self.reasons, "features": len(self.features), "enabled": self.enabled}
+                "reasons": self.reasons, "features": len(self.features), "enabled": self.enabled,
+                "notes": self.notes}
 
 
 # --- statistics ------------------------------------------------------------------------------------

@@ -155,7 +155,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     cfg = ctx.config.drift
     timings: dict[str, float] = {}
-    if cfg.enabled:
+    if Split.SCORING not in catalog.staged_outputs(ctx.store, ctx.run_id):
+        report = D.DriftReport(enabled=False, thresholds=thresholds(cfg),
+                               notes=["no scoring window (the data set has no test partitions): nothing to compare"])
+    elif cfg.enabled:
         report = measure(ctx, cfg, timings)
     else:
         report = D.DriftReport(enabled=False, thresholds=thresholds(cfg), notes=["drift.enabled is false"])

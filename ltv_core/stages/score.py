@@ -183,6 +183,21 @@ def score_partitions(store: ArtifactStore, run_id: str, spec: DatasetSpec, model
             "phases": phases.seconds, "on_cluster": on_cluster}
 
 
+NO_SCORING = "no scoring window: the data set has no test partitions for this run (nothing to score)"
+
+
+def skip(ctx: RunContext, timer: StageTimer, model_run_id: str | None) -> dict[str, Any]:
+    """A run without a scoring window (a data set without a test root) ends cleanly: the stage
+    commits a manifest saying why it scored nothing; the DAG marks its task skipped
+    (``tests/integration/test_stages.py::test_a_data_set_without_test_root_runs_to_a_clean_success``)."""
+    ctx.store.begin_stage(ctx.run_id, STAGE)
+    log.warning("run %s: %s", ctx.run_id, NO_SCORING)
+    timer.extra = {"rows": 0, "skipped": NO_SCORING, "model_run_id": model_run_id}
+    manifest = ctx.store.commit_stage(ctx.run_id, STAGE, timer.finish({"model_run_id": model_run_id}))
+    return {"run_id": ctx.run_id, "stage": STAGE.value, "model_run_id": model_run_id, "rows": 0, "partitions": 0,
+            "predictions": None, "manifest": ctx.store.uri(manifest), "skipped": NO_SCORING}
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     """The run's scoring partitions, scored with the current champion (never an unpromoted model)."""
     if not ctx.store.is_committed(ctx.run_id, Stage.VALIDATE):
@@ -191,6 +206,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
                         f"{ctx.store.uri(ctx.store.stage_dir(ctx.run_id, Stage.VALIDATE))}/attempts)")
     timer = ctx.timer(STAGE)  # validate must have checked this very ingest attempt (ltv_core.lineage)
     pointer = read_champion(ctx.store)
+    if Split.SCORING not in catalog.staged_outputs(ctx.store, ctx.run_id):
+        return skip(ctx, timer, None if pointer is None else str(pointer["run_id"]))
     if pointer is None:
         champion_run(ctx.store)  # raises: no champion yet
     sc = ctx.config.scoring

@@ -168,3 +168,15 @@ def test_the_first_task_checks_every_config_before_any_work(tmp_path):
     with pytest.raises(SpecError, match=r"models-typo.yaml:\n  - num_boost_rounds: Extra inputs are not permitted"):
         ltv_tasks.ingest.function(**context)
     assert not store.exists() or list(store.iterdir()) == []
+
+
+def test_a_run_without_scoring_window_skips_score_and_sends_no_event():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    _on_path()
+    import ltv_tasks
+
+    context = {"outlet_events": {}}
+    with pytest.raises(AirflowSkipException, match="no scoring window"):
+        ltv_tasks.emit_predictions(context, {"skipped": "no scoring window: ...", "rows": 0})
+    assert context["outlet_events"] == {}

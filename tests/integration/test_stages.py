@@ -290,6 +290,25 @@ def test_an_id_in_two_splits_fails_validation(base, tmp_path):
     assert result["success"] is False and result["ids_shared_across_splits"][0]["splits"] == ["train", "holdout"]
 
 
+def test_a_data_set_without_test_root_runs_to_a_clean_success(base, tmp_path, capsys):
+    """No test partitions: every stage runs, drift and score are skipped with the reason in their
+    manifests, the model is promoted, and the CLI exits 0."""
+    data = tmp_path / "data"
+    shutil.copytree(base["data"], data, ignore=shutil.ignore_patterns("test"))
+    params = {**base["params"], "data_root": str(data), "store_root": str(tmp_path / "store")}
+    args = ["run", "--run-id", "notest", "--logical-date", LOGICAL, "--config", params["config"],
+            "--data-root", str(data), "--store-root", params["store_root"]]
+    for k, v in WINDOWS.items():
+        args += [f"--{k.replace('_', '-')}", v]
+    assert cli.main(args) == 0, capsys.readouterr().err[-3000:]
+    store = ArtifactStore(params["store_root"])
+    assert "scoring" not in store.read_manifest("notest", "ingest")["outputs"]
+    scored = store.read_manifest("notest", "score")
+    assert scored["rows"] == 0 and scored["skipped"].startswith("no scoring window")
+    assert "no scoring window" in " ".join(store.read_manifest("notest", "drift")["notes"])
+    assert store.read_manifest("notest", "promote")["promoted"] is True
+
+
 def test_cli_train_and_evaluate(base, tmp_path, capsys):
     params, store = fresh(base, tmp_path)
     args = ["--run-id", "base", "--logical-date", LOGICAL, "--config", params["config"],
