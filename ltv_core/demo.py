@@ -171,7 +171,10 @@ def _summarize_models(store: Any, run: str) -> dict[str, Any]:
     if store.exists(report):
         out["report"] = report
         _say(f"report: {report}")
-    if store.is_committed(run, Stage.SCORE):
+    if store.is_committed(run, Stage.SCORE) and store.read_manifest(run, Stage.SCORE).get("skipped"):
+        out["predictions"] = {"skipped": store.read_manifest(run, Stage.SCORE)["skipped"]}
+        _say(f"predictions: none ({out['predictions']['skipped']})")
+    elif store.is_committed(run, Stage.SCORE):
         scored = store.read_manifest(run, Stage.SCORE)
         out["predictions"] = {"path": scored["outputs"]["predictions"], "rows": scored["rows"],
                               "model_run_id": scored["model_run_id"]}
