@@ -164,7 +164,8 @@ class PipelineConfig(BaseModel):
     dask: DaskConfig = DaskConfig()
     validation: ValidationConfig = ValidationConfig()
     models_config: str = "config/models.yaml"
-    features_config: str = "config/features.yaml"
+    # None: the dataset spec's features_config, else a default derived from the spec's kinds
+    features_config: str | None = None
     promotion: PromotionConfig = PromotionConfig()
     scoring: ScoringConfig = ScoringConfig()
     drift: DriftConfig = DriftConfig()

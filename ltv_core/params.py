@@ -55,7 +55,8 @@ class RunParams(BaseModel):
                              "Local path or s3:// URL; empty: the config's, else $LTV_STORE_ROOT, else ./store.")
     models_config: Text = _text("Models config", "YAML like config/models.yaml; empty uses the pipeline config's.")
     features_config: Text = _text("Features config",
-                                  "YAML like config/features.yaml; empty uses the pipeline config's.")
+                                  "YAML like config/features.yaml; empty: the pipeline config's, else the "
+                                  "dataset spec's, else a default from the spec's column kinds.")
     dask_scheduler: Text = _text("Dask scheduler", "An existing Dask scheduler (tcp://host:8786); empty: the "
                                                    "dask_default connection, else the config's.")
     submission_csv: bool | None = Field(None, title="Also write a submission CSV",

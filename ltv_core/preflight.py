@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ltv_core.errors import DataError, StoreError
 from ltv_core.features.columns import FeatureColumns
-from ltv_core.features.config import load_features_config
+from ltv_core.features.config import features_config_for
 from ltv_core.store import ArtifactStore, check_root, fs_for, safe_run_id
 from ltv_core.validation.expectations import resolve_expectations
 
@@ -39,14 +39,14 @@ def check(ctx: RunContext) -> dict[str, Any]:
     t0 = time.perf_counter()
     safe_run_id(ctx.run_id)
     models = ctx.models  # pydantic, extra="forbid": an unknown key fails naming file and field
-    features = load_features_config(ctx.config.features_config)
+    features = features_config_for(ctx.spec, ctx.config.features_config)
     FeatureColumns(ctx.spec, features)  # every column the features config names exists in the spec
     expectations = resolve_expectations(ctx.spec, None)
     data_root = check_data_root(ctx)
     check_store(ctx.store)
     checked = {"run_id": ctx.run_id, "pipeline_config": ctx.config.source_path, "spec": ctx.spec.source_path,
                "models_config": ctx.config.models_config, "model_stages": len(models.model_dump()),
-               "features_config": ctx.config.features_config,
+               "features_config": features.source_path,
                "expectations": expectations.source if expectations else None,
                "data_root": data_root, "store": ctx.store.url, "seconds": round(time.perf_counter() - t0, 3)}
     log.info("preflight passed in %.2fs: configs, spec, expectations, data root %s, store %s",

@@ -258,6 +258,9 @@ class DatasetSpec(BaseModel):
     excluded_patterns: list[str] = Field(default_factory=list)
     columns: list[ColumnSpec] = Field(min_length=1)
     expectations: str | None = None
+    # The data set's own features config (config/features.yaml is Smadex's); None: a default
+    # derived from the spec's kinds (ltv_core.features.config.features_config_for).
+    features_config: str | None = None
     source_path: str | None = None  # set by load_spec
 
     @model_validator(mode="after")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltv_core import yamlconf
+
+if TYPE_CHECKING:
+    from ltv_core.spec import DatasetSpec
 
 DEFAULT_FEATURES_CONFIG = "config/features.yaml"
 TOP_SHARE_RE = re.compile(r"^top([1-9][0-9]*)_share$")
@@ -132,6 +135,11 @@ class TargetEncodingConfig(_Strict):
     max_categories: int = Field(default=50_000, ge=1)
 
 
+# The list of each optional group that names spec columns or features.
+GROUP_LISTS = {"key_lookups": "lookups", "interactions": "features", "geo_aggregates": "aggregates",
+               "target_encoding": "columns"}
+
+
 class FeaturesConfig(_Strict):
     """The whole of ``config/features.yaml``."""
 
@@ -147,6 +155,22 @@ class FeaturesConfig(_Strict):
     target_encoding: TargetEncodingConfig = TargetEncodingConfig()
     source_path: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _disabled_groups_have_no_lists(cls, data: Any) -> Any:
+        """A group with ``enabled: false`` has no effect, so its lists (lookups, aggregates, ...)
+        are dropped before anything checks them against the spec: switching a group off is enough
+        to reuse a config on another data set
+        (``tests/unit/test_features_builder.py::test_a_disabled_group_is_not_validated``)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for group, key in GROUP_LISTS.items():
+            g = data.get(group)
+            if isinstance(g, dict) and g.get("enabled") is False and key in g:
+                data[group] = {k: v for k, v in g.items() if k != key}
+        return data
+
     def fingerprint(self) -> dict[str, Any]:
         """What the config hash covers: everything but where the file was read from."""
         return self.model_dump(mode="json", exclude={"source_path"})
@@ -157,6 +181,19 @@ def parse_features_config(raw: dict[str, Any], source: str = "<dict>") -> Featur
         return FeaturesConfig.model_validate(raw)
     except ValidationError as exc:
         raise yamlconf.invalid("features config", source, exc) from None
+
+
+def features_config_for(spec: DatasetSpec, path: str | None = None) -> FeaturesConfig:
+    """The features config of a run: ``path`` (a --features-config flag, a DAG param, the pipeline
+    config's ``features_config``), else the one the dataset spec names, else the default: every
+    group on, fitted from the spec's column kinds alone (base statistics, missing indicators,
+    categoricals, event time), with no data-set-specific lists (lookups, geo aggregates, target
+    encodings, interactions, exclusions). A new data set therefore needs only its spec
+    (``tests/unit/test_features_builder.py::test_a_spec_without_features_config_gets_the_generic_default``)."""
+    chosen = path or spec.features_config
+    if chosen is not None:
+        return load_features_config(chosen)
+    return FeaturesConfig(source_path=f"<default for dataset {spec.name!r}>")
 
 
 def load_features_config(path: str | Path | None = None) -> FeaturesConfig:

@@ -26,7 +26,7 @@ from ltv_core.errors import DataError
 from ltv_core.features import fitting
 from ltv_core.features.builder import FeatureBuilder
 from ltv_core.features.columns import assign_folds, carry_columns
-from ltv_core.features.config import FeaturesConfig, load_features_config
+from ltv_core.features.config import FeaturesConfig, features_config_for
 from ltv_core.features.fitter import FeatureFitter
 from ltv_core.features.state import FeatureState
 from ltv_core.pipeline import Split, Stage, split_order
@@ -103,7 +103,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     timer = ctx.timer(STAGE)
     store, spec, run_id = ctx.store, ctx.spec, ctx.run_id
     store.read_manifest(run_id, Stage.VALIDATE)  # never featurise data that failed validation
-    fconfig = load_features_config(ctx.config.features_config)
+    fconfig = features_config_for(ctx.spec, ctx.config.features_config)
     fitter = FeatureFitter(spec, fconfig)
     ingest = catalog.staged_outputs(store, run_id)
     if Split.TRAIN not in ingest:

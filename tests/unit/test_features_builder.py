@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from ltv_core.errors import DataError, SpecError
+from ltv_core.features.columns import FeatureColumns
 from ltv_core.store import ArtifactStore
 from ltv_core.features import (FeatureBuilder, FeatureFitter, FeatureState, assert_no_leakage, assign_folds,
                                load_features_config)
@@ -504,3 +505,36 @@ def test_plan_computes_only_the_needed_statistics_of_a_column(fitted, synthetic)
     for n in (f"{hist}__sum", f"{hist}__max", f"{lst}__unique"):
         assert np.isnan(pruned.column(n).to_numpy()).all(), n
         assert not np.isnan(full.column(n).to_numpy()).all(), n
+
+
+def test_a_spec_without_features_config_gets_the_generic_default(synthetic):
+    """A new data set needs only its spec: no features config anywhere -> every group on, no lists
+    naming columns; the spec's own config and an explicit path (flag, param) win in that order."""
+    from ltv_core.features.config import features_config_for
+
+    bare = SPEC.model_copy(update={"features_config": None})
+    default = features_config_for(bare)
+    assert default.source_path == "<default for dataset 'smadex_d7'>"
+    assert (default.exclude_columns, default.key_lookups.lookups, default.geo_aggregates.aggregates,
+            default.target_encoding.columns, default.interactions.features) == ([], [], [], [], [])
+    assert features_config_for(SPEC).source_path.endswith("config/features.yaml")  # the spec names it
+    explicit = features_config_for(SPEC, "tests/support/../../config/features.yaml")
+    assert explicit.key_lookups.lookups == CONFIG.key_lookups.lookups
+    state = FeatureFitter(bare, default).fit(synthetic["train"][:3])
+    assert len(state.feature_names) > 50 and not [f for f in state.feature_names if "__te_" in f]
+
+
+def test_a_disabled_group_is_not_validated():
+    """`enabled: false` switches a group off without deleting its lists: they are not checked
+    against the spec (it used to fail with "'...' is not a feature column")."""
+    raw = copy.deepcopy(CONFIG.fingerprint())
+    raw["key_lookups"]["lookups"] = [{"map": "no_such_map", "key_column": "no_such_key"}]
+    with pytest.raises(SpecError, match="key_lookups.map: 'no_such_map' is not a feature column"):
+        FeatureColumns(SPEC, parse_features_config(raw))
+    for group, key in (("key_lookups", "lookups"), ("geo_aggregates", "aggregates"),
+                       ("target_encoding", "columns"), ("interactions", "features")):
+        raw[group]["enabled"] = False
+    raw["target_encoding"]["columns"] = ["no_such_column"]
+    cfg = parse_features_config(raw)
+    FeatureColumns(SPEC, cfg)
+    assert cfg.key_lookups.lookups == [] and cfg.target_encoding.columns == []
