@@ -166,6 +166,8 @@ class PipelineConfig(BaseModel):
     models_config: str = "config/models.yaml"
     # None: the dataset spec's features_config, else a default derived from the spec's kinds
     features_config: str | None = None
+    # None: the dataset spec's hand-written expectations file (if it names one)
+    expectations: str | None = None
     promotion: PromotionConfig = PromotionConfig()
     scoring: ScoringConfig = ScoringConfig()
     drift: DriftConfig = DriftConfig()

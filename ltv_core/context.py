@@ -73,8 +73,11 @@ def make_context(run_id: str, logical_date: datetime | str, params: RunParams | 
     safe_run_id(run_id)  # fails in milliseconds, before any config is read
     run_params = RunParams.parse(params)
     config = run_params.load_config()
-    return RunContext(run_id, parse_time(logical_date), config, load_spec(config.dataset_spec),
-                      open_store(config.store_root), run_params, dict(upstream or {}))
+    spec = load_spec(config.dataset_spec)
+    if config.expectations:  # a flag, a param or the pipeline config overrides the spec's file
+        spec = spec.model_copy(update={"expectations": config.expectations})
+    return RunContext(run_id, parse_time(logical_date), config, spec, open_store(config.store_root), run_params,
+                      dict(upstream or {}))
 
 
 def small(result: Mapping[str, Any]) -> dict[str, Any]:

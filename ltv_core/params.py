@@ -57,6 +57,9 @@ class RunParams(BaseModel):
     features_config: Text = _text("Features config",
                                   "YAML like config/features.yaml; empty: the pipeline config's, else the "
                                   "dataset spec's, else a default from the spec's column kinds.")
+    expectations: Text = _text("Expectations file",
+                               "Hand-written Great Expectations YAML (include/expectations/); empty: the dataset "
+                               "spec's.")
     dask_scheduler: Text = _text("Dask scheduler", "An existing Dask scheduler (tcp://host:8786); empty: the "
                                                    "dask_default connection, else the config's.")
     submission_csv: bool | None = Field(None, title="Also write a submission CSV",
@@ -71,7 +74,7 @@ class RunParams(BaseModel):
     scoring_end: Time = _edge("scoring", "end")
 
     @field_validator("config", "dataset_spec", "data_root", "store_root", "models_config", "features_config",
-                     "dask_scheduler", mode="before")
+                     "expectations", "dask_scheduler", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
@@ -117,7 +120,7 @@ class RunParams(BaseModel):
 
     def apply(self, config: PipelineConfig) -> PipelineConfig:
         data = config.model_dump(mode="python")
-        for key in ("dataset_spec", "store_root", "data_root", "models_config", "features_config"):
+        for key in ("dataset_spec", "store_root", "data_root", "models_config", "features_config", "expectations"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         if self.submission_csv is not None:

@@ -78,6 +78,13 @@ CASES = {
     "store root that is a file": (lambda t, r: ["--store-root", str(_file(t))], ["is a file, not a folder"]),
     "unsafe run id": (lambda t, r: ["--run-id", ".."], ["run id '..' cannot name a run folder"]),
     "run id with a slash": (lambda t, r: ["--run-id", "a/../../b"], ["cannot name a run folder"]),
+    "missing expectations file": (lambda t, r: ["--expectations", str(t / "exp-nope.yaml")], ["exp-nope.yaml"]),
+    "expectations on an unknown column": (
+        lambda t, r: ["--expectations", _yaml(t, "exp.yaml", "include/expectations/smadex_d7.yaml",
+                                              lambda d: d["expectations"].append(
+                                                  {"type": "ExpectColumnValuesToNotBeNull",
+                                                   "kwargs": {"column": "no_such_column"}}))],
+        ["exp.yaml", "no_such_column"]),
     "missing pipeline config": (lambda t, r: ["--config", str(t / "pipeline-nope.yaml")],
                                 ["pipeline-nope.yaml"]),
     "missing dataset spec": (lambda t, r: ["--spec", str(t / "spec-nope.yaml")], ["spec-nope.yaml"]),

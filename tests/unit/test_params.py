@@ -44,12 +44,12 @@ def test_airflow_specs_carry_types_and_the_time_pattern():
 
 def test_apply_overrides_the_config():
     cfg = RunParams.parse({"store_root": "s3://b/p", "data_root": "/d", "models_config": "m.yaml",
-                           "features_config": "f.yaml", "dataset_spec": "x.yaml", "submission_csv": True,
+                           "features_config": "f.yaml", "expectations": "e.yaml", "dataset_spec": "x.yaml", "submission_csv": True,
                            "dask_scheduler": "tcp://h:8786", "scoring_start": "2025-10-03",
                            "scoring_end": "2025-10-04"}).apply(PipelineConfig())
     assert (cfg.store_root, cfg.data_root, cfg.models_config, cfg.features_config, cfg.dataset_spec) == (
         "s3://b/p", "/d", "m.yaml", "f.yaml", "x.yaml")
-    assert cfg.scoring.submission_csv and cfg.dask.scheduler_address == "tcp://h:8786"
+    assert cfg.scoring.submission_csv and cfg.dask.scheduler_address == "tcp://h:8786" and cfg.expectations == "e.yaml"
     assert cfg.windows.scoring.start.isoformat() == "2025-10-03T00:00:00+00:00"
     untouched = RunParams.parse({"": None, "store_root": ""}).apply(PipelineConfig())
     assert untouched == PipelineConfig()
