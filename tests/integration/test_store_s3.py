@@ -120,7 +120,9 @@ def test_unauthorised_credentials_are_one_line_naming_the_store(tmp_path, monkey
         for var, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "AKIAUNKNOWN",
                            "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_DEFAULT_REGION": "us-east-1"}.items():
             monkeypatch.setenv(var, value)
-        store = ArtifactStore(f"s3://{BUCKET}/store")
+        # fsspec caches S3 file systems by their arguments: the module's earlier stores (the first
+        # server's endpoint and keys) would be reused; this one must read the new environment
+        store = ArtifactStore(f"s3://{BUCKET}/store", {"skip_instance_cache": True})
         with pytest.raises(StoreError, match=rf"cannot write s3://{BUCKET}/store/x.json in store s3://{BUCKET}/store") as err:
             store.write_json(store.path("x.json"), {"a": 1})
         assert "PermissionError: The AWS Access Key Id you provided does not exist" in str(err.value)
