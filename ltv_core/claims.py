@@ -16,6 +16,7 @@ one wins (``tests/unit/test_claims.py``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -148,12 +150,21 @@ def _create(store: ArtifactStore, path: str, data: bytes) -> bool:
     """Create ``path`` only if it does not exist; False when another process created it first."""
     try:
         if store.is_local:
-            os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            # written whole under a temporary name, then hard-linked into place: link() fails if the
+            # name exists, and a reader never sees a claim half-written (an empty claim would look
+            # stale and be taken over: tests/unit/test_claims.py::test_of_two_simultaneous_takeovers_exactly_one_wins)
+            folder = path.rsplit("/", 1)[0]
+            os.makedirs(folder, exist_ok=True)
+            tmp = f"{folder}/.tmp-claim-{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.link(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
         else:
             store.fs.pipe_file(path, data, mode="create")  # PUT with If-None-Match: *
     except FileExistsError:
