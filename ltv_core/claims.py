@@ -28,7 +28,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ltv_core.errors import StoreError
+from ltv_core.errors import StoreError, describe
 
 if TYPE_CHECKING:
     from ltv_core.store import ArtifactStore
@@ -70,9 +70,7 @@ class Claim:
         self._stop.set()
         self._thread.join(timeout=10)
         try:
-            self.store.fs.rm(self.path)
-        except FileNotFoundError:
-            pass
+            _remove(self.store, self.path)
         except Exception as exc:  # the lease runs out by itself
             log.warning("could not remove claim %s (it expires in %.0fs): %s", self.path, self.lease, exc)
 
@@ -170,8 +168,7 @@ def _create(store: ArtifactStore, path: str, data: bytes) -> bool:
     except FileExistsError:
         return False
     except Exception as exc:
-        raise StoreError(f"cannot create claim {store.uri(path)} in store {store.url}: "
-                         f"{getattr(exc, 'strerror', None) or f'{type(exc).__name__}: {exc}'}") from None
+        raise StoreError(f"cannot create claim {store.uri(path)} in store {store.url}: {describe(exc)}") from None
     return True
 
 

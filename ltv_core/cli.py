@@ -41,19 +41,16 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     from ltv_core.synthetic import generate_dataset
 
     try:
-        return _generate(generate_dataset, args)
+        return generate_dataset(
+            args.out, seed=args.seed, rows_per_partition=args.rows_per_partition, start=args.start,
+            train_hours=args.train_hours, test_hours=args.test_hours, test_start=args.test_start,
+            files_per_partition=args.files_per_partition, spec_path=args.spec,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+    except SpecError:
+        raise
     except ValueError as exc:  # the generator's argument checks: a one-line error, exit 2
-        if isinstance(exc, SpecError):
-            raise
         raise SpecError(f"generate: {exc}") from None
-
-
-def _generate(generate_dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
-    return generate_dataset(
-        args.out, seed=args.seed, rows_per_partition=args.rows_per_partition, start=args.start,
-        train_hours=args.train_hours, test_hours=args.test_hours, test_start=args.test_start,
-        files_per_partition=args.files_per_partition, spec_path=args.spec, log=lambda m: print(m, file=sys.stderr),
-    )
 
 
 def _cmd_stages(stages: tuple[Stage, ...]):

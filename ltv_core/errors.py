@@ -17,6 +17,12 @@ class ValidationFailed(LtvError):
     """A Great Expectations suite failed; the message summarises the failing expectations."""
 
 
+def describe(exc: BaseException) -> str:
+    """The reason of an I/O failure for a one-line message: the OS's words (``Read-only file
+    system``) when it has them, else the exception's class and text (botocore's errors are no OSError)."""
+    return getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+
+
 class StoreError(LtvError):
     """The artefact store cannot be used: missing, read-only, a file, unreachable, or an artefact in
     it is damaged. The message names the store, the path and what to do."""

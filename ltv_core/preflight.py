@@ -4,9 +4,9 @@ A typo in the models config (``num_boost_rounds``) used to fail after ingest, va
 build_features had run and committed (96 s in); a missing features config after 65 s. Here the
 pipeline config and the params (already parsed by ``ltv_core.context.make_context``), the dataset
 spec, the models config, the features config (against the spec's columns), the hand-written
-expectations file, the run id, the data root and the store are all checked first, in well under a
-second on a local store, each failure naming its file and field; no stage folder is written before
-(``tests/integration/test_preflight.py``).
+expectations file, the data root and the store are all checked first (the run id even before the
+configs are read, by ``make_context``), in well under a second on a local store, each failure
+naming its file and field; no stage folder is written before (``tests/integration/test_preflight.py``).
 
 Called by the CLI before the first stage it runs (``ltv_core.inprocess.run_stages``) and by the
 DAG's first task, ingest (``ltv_core.stages.ingest.run``).
@@ -19,10 +19,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ltv_core.errors import DataError, StoreError
+from ltv_core.errors import DataError, StoreError, describe
 from ltv_core.features.columns import FeatureColumns
 from ltv_core.features.config import features_config_for
-from ltv_core.store import ArtifactStore, check_root, fs_for, safe_run_id
+from ltv_core.store import ArtifactStore, check_root, fs_for
 from ltv_core.validation.expectations import resolve_expectations
 
 if TYPE_CHECKING:
@@ -36,16 +36,15 @@ PROBE = "_preflight"
 def check(ctx: RunContext) -> dict[str, Any]:
     """Check everything the run will need; raises the first problem (SpecError, DataError or
     StoreError, one line each) and returns what was checked, for the log."""
-    t0 = time.perf_counter()
-    safe_run_id(ctx.run_id)
-    models = ctx.models  # pydantic, extra="forbid": an unknown key fails naming file and field
+    t0 = time.perf_counter()  # the run id was checked by make_context, before any config was read
+    ctx.models  # noqa: B018  loads it: pydantic, extra="forbid": an unknown key fails naming file and field
     features = features_config_for(ctx.spec, ctx.config.features_config)
     FeatureColumns(ctx.spec, features)  # every column the features config names exists in the spec
     expectations = resolve_expectations(ctx.spec, None)
     data_root = check_data_root(ctx)
     check_store(ctx.store)
     checked = {"run_id": ctx.run_id, "pipeline_config": ctx.config.source_path, "spec": ctx.spec.source_path,
-               "models_config": ctx.config.models_config, "model_stages": len(models.model_dump()),
+               "models_config": ctx.config.models_config,
                "features_config": features.source_path,
                "expectations": expectations.source if expectations else None,
                "data_root": data_root, "store": ctx.store.url, "seconds": round(time.perf_counter() - t0, 3)}
@@ -55,19 +54,16 @@ def check(ctx: RunContext) -> dict[str, Any]:
 
 
 def check_data_root(ctx: RunContext) -> str:
-    """The data root exists and holds the spec's training folder (and its test folder, when the
-    spec names one and the data has it: a data set without one simply has no scoring window)."""
+    """The data root exists and holds the spec's training folder (a missing test folder is no error:
+    the run simply has no scoring window)."""
     given = ctx.config.data_root
-    if given is not None:
-        check_root("data root", given)
-    root = ctx.spec.resolved_data_root(given)
-    check_root("data root", root)
+    root = check_root("data root", ctx.spec.resolved_data_root(given))  # keeps a given root's '..'
     train = ctx.spec.root_path("train", given)
     try:
         fs, path = fs_for(str(train))
         found = fs.exists(path)
     except Exception as exc:  # an unreachable or unauthorised object store
-        raise DataError(f"cannot reach data root {root}: {type(exc).__name__}: {exc}") from None
+        raise DataError(f"cannot reach data root {root}: {describe(exc)}") from None
     if not found:
         raise DataError(f"data root {root} has no training folder {ctx.spec.roots.train!r} (spec "
                         f"{ctx.spec.source_path}): give --data-root (or the data_root param / LTV_DATA_ROOT) "
@@ -83,5 +79,5 @@ def check_store(store: ArtifactStore) -> None:
     try:
         store.fs.rm(probe)
     except Exception as exc:
-        raise StoreError(f"store {store.url} accepts writes but not deletes ({type(exc).__name__}: {exc}); "
+        raise StoreError(f"store {store.url} accepts writes but not deletes ({describe(exc)}); "
                          "the pipeline replaces and prunes its attempts, so it needs both") from None

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from ltv_core import claims, jsonutil
-from ltv_core.errors import DataError, SpecError, StoreError
+from ltv_core.errors import DataError, SpecError, StoreError, describe
 from ltv_core.yamlconf import project_root
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,7 @@ class ArtifactStore:
                 raise self._write_error(path, exc) from None
 
     def _write_error(self, path: str, exc: BaseException) -> StoreError:
-        why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
-        return StoreError(f"cannot write {self.uri(path)} in store {self.url}: {why}; check that the store "
+        return StoreError(f"cannot write {self.uri(path)} in store {self.url}: {describe(exc)}; check that the store "
                           "exists, is writable by this user and has space (nothing of this stage was committed)")
 
     def write_bytes(self, path: str, data: bytes) -> str:
@@ -238,8 +237,7 @@ class ArtifactStore:
         except FileNotFoundError:
             raise DataError(f"artefact not found in store {self.url}: {path}") from None
         except Exception as exc:  # permission, connection: one line naming the store and the file
-            raise StoreError(f"cannot read {self.uri(path)} from store {self.url}: "
-                             f"{getattr(exc, 'strerror', None) or f'{type(exc).__name__}: {exc}'}") from None
+            raise StoreError(f"cannot read {self.uri(path)} from store {self.url}: {describe(exc)}") from None
         self._verify(path, data)
         return data
 
