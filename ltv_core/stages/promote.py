@@ -9,6 +9,9 @@ run's holdout. This module gathers the evidence, writes ``promote/decision.json`
 
 The drift verdict (``ltv_core.stages.drift``) is advisory: it is recorded in this stage's manifest
 and shown in the report, but a flagged, failed or missing drift never changes the decision.
+
+With MLflow tracking on (``ltv_core.tracking``), the run is then mirrored to MLflow, after the
+decision and the pointer are written; what was logged (or why not) is in the manifest's ``tracking``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import logging
 from typing import Any
 
-from ltv_core import catalog
+from ltv_core import catalog, tracking
 from ltv_core.context import RunContext
 from ltv_core.models import artefacts
 from ltv_core.models.stack import feature_gain
@@ -156,9 +159,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
     else:
         log.warning("run %s has no committed evaluation: no report", ctx.run_id)
     drift_summary = None if drift is None else drift.summary()
+    tracked = tracking.log_promotion(ctx, decision, consumed)
+    mirrored = {} if tracked is None else {"tracking": tracked}  # tracking off: manifest and result unchanged
     manifest = ctx.commit(timer, None, {"promoted": decision.promoted, "reason": decision.reason, "report": report,
-                                        "drift": drift_summary})
+                                        "drift": drift_summary, **mirrored})
     return {"run_id": ctx.run_id, "stage": STAGE.value, "manifest": manifest, "promoted": decision.promoted,
             "reason": decision.reason, "report": report,
             "champion_run_id": ctx.run_id if decision.promoted else decision.champion_run_id,
-            "drift_flagged": None if drift is None else drift.flagged}
+            "drift_flagged": None if drift is None else drift.flagged, **mirrored}
