@@ -154,6 +154,27 @@ class LimitsConfig(BaseModel):
     min_rows_per_split: int | None = Field(default=None, gt=0)
 
 
+class TrackingConfig(BaseModel):
+    """MLflow tracking and model registry (``ltv_core.tracking``; docs/OPERATIONS.md "MLflow tracking"):
+    promote mirrors each run (params, holdout metrics, report, model files, a model version) and
+    moves the ``champion`` / ``challenger`` aliases in step with the store's champion pointer. Off
+    unless ``uri`` or ``$MLFLOW_TRACKING_URI`` is set; the store stays the source of truth."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str | None = Field(default=None, min_length=1)  # null: $MLFLOW_TRACKING_URI, else tracking off
+    experiment: str = Field(default="ltv_daily", min_length=1)
+    registered_model: str | None = Field(default=None, min_length=1)  # null: ltv_<dataset spec name>
+    # Artefact root of the experiment when this run creates it (file / SQLite stores); null: the
+    # tracking server's default (mlflow-artifacts:/ when it serves artefacts), else MLflow's ./mlruns.
+    artifact_location: str | None = Field(default=None, min_length=1)
+    required: bool = False  # true: a failed mirror fails promote; false: a WARNING, recorded in the manifest
+    # An unreachable server must fail in seconds, not MLflow's default ~4 minutes of retries
+    # (MLFLOW_HTTP_REQUEST_MAX_RETRIES / _TIMEOUT; those variables, when set, win).
+    http_retries: int = Field(default=1, ge=0, le=10)
+    http_timeout: int = Field(default=10, gt=0)
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -173,6 +194,7 @@ class PipelineConfig(BaseModel):
     drift: DriftConfig = DriftConfig()
     limits: LimitsConfig = LimitsConfig()
     threads: ThreadsConfig = ThreadsConfig()
+    tracking: TrackingConfig = TrackingConfig()
     source_path: str | None = None
 
 
