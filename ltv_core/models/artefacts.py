@@ -78,6 +78,13 @@ def load_baselines(store: ArtifactStore, run_id: str) -> dict[str, Baseline]:
             for n in manifest["baselines"]}
 
 
+def load_candidates(store: ArtifactStore, run_id: str) -> dict[str, Any]:
+    """The candidate strategies train_baselines fitted beside the baselines (e.g. ``cohorts``)."""
+    manifest = store.read_manifest(run_id, Stage.TRAIN_BASELINES)
+    return {n: persist.loads(store.read_bytes(path(store, run_id, Stage.TRAIN_BASELINES, f"{n}.json")))
+            for n in manifest.get("candidates", [])}
+
+
 def load_stack(store: ArtifactStore, run_id: str, *, gated: bool = True) -> FittedStack:
     """The fitted stack of a run, from the artefacts its stages committed (gate included unless
     ``gated=False``, which the gate search itself uses)."""

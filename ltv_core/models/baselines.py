@@ -73,6 +73,10 @@ class Baseline:
     def best_iteration(self) -> int:
         return 0 if self.booster_ is None else int(self.booster_.current_iteration())
 
+    def boosters(self) -> list[Any]:
+        """Every booster ``predict`` calls (none for the constant baselines)."""
+        return [] if self.booster_ is None else [self.booster_]
+
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """The model's own scale: log1p revenue for lgbm_log1p, revenue otherwise."""
         if self.booster_ is None:
@@ -151,11 +155,13 @@ class Comparison:
 
 
 def compare(y_true: np.ndarray, model: dict[str, np.ndarray], baselines: dict[str, np.ndarray],
-            oracle: dict[str, np.ndarray] | None = None) -> Comparison:
-    """Every metric of ``metrics.evaluate`` for model columns, baselines and (optionally) the oracle."""
+            oracle: dict[str, np.ndarray] | None = None, candidates: dict[str, np.ndarray] | None = None) -> Comparison:
+    """Every metric of ``metrics.evaluate`` for model columns, candidate strategies, baselines and
+    (optionally) the oracle."""
     rows: dict[str, dict[str, float]] = {}
     kinds: dict[str, str] = {}
-    for kind, group in (("model", model), ("baseline", baselines), ("oracle", oracle or {})):
+    groups = (("model", model), ("candidate", candidates or {}), ("baseline", baselines), ("oracle", oracle or {}))
+    for kind, group in groups:
         for name, pred in group.items():
             if name in rows:
                 raise ValueError(f"duplicate predictor name {name!r} in the comparison")

@@ -18,7 +18,7 @@ from ltv_core import yamlconf
 BASELINES = ("zero", "mean", "lgbm_log1p", "lgbm_tweedie")          # models/baselines.py
 CALIBRATION_METHODS = ("isotonic", "platt", "beta", "none")         # models/classifier.py
 OBJECTIVES = ("log1p_l2", "huber", "tweedie")                        # models/regressor.py
-BASE_LEARNERS = ("hurdle", "direct_log1p", "tweedie")                # models/stacker.py
+BASE_LEARNERS = ("hurdle", "direct_log1p", "tweedie", "cohorts")    # models/stacker.py
 
 DEFAULT_MODELS_CONFIG = "config/models.yaml"
 
@@ -90,6 +90,23 @@ class BaselinesConfig(_Strict):
     param_search: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class CohortsConfig(_Strict):
+    """The revenue-cohort strategy (models/cohorts.py): a candidate in the holdout table and, when
+    ``stacker.learners`` lists ``cohorts``, a base learner of the stacker."""
+
+    enabled: bool = True
+    cuts: list[float] = Field(default_factory=lambda: [50.0, 80.0, 95.0, 99.0])  # payer revenue percentiles
+    params: dict[str, Any] = Field(default_factory=dict)            # the cohort classifier (multiclass)
+    regressor_params: dict[str, Any] = Field(default_factory=lambda: {"min_data_in_leaf": 50})
+    min_rows: int = Field(default=200, ge=1)                        # fewer rows in a cohort: a constant
+
+    @model_validator(mode="after")
+    def _cuts(self) -> CohortsConfig:
+        if not self.cuts or self.cuts != sorted(self.cuts) or not all(0 < c < 100 for c in self.cuts):
+            raise ValueError(f"cohorts.cuts must be increasing percentiles in (0, 100), got {self.cuts}")
+        return self
+
+
 class EvaluationConfig(_Strict):
     n_boot: int = Field(default=1000, ge=10)
     level: float = Field(default=0.95, gt=0, lt=1)
@@ -108,6 +125,7 @@ class ModelsConfig(_Strict):
     stacker: StackerConfig = Field(default_factory=StackerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")
@@ -119,6 +137,8 @@ class ModelsConfig(_Strict):
             raise ValueError(f"regressor.objective {self.regressor.objective!r}; known {OBJECTIVES}")
         if set(self.stacker.learners) - set(BASE_LEARNERS) or not self.stacker.learners:
             raise ValueError(f"stacker.learners {self.stacker.learners}; known {BASE_LEARNERS}")
+        if "cohorts" in self.stacker.learners and not self.cohorts.enabled:
+            raise ValueError("stacker.learners lists 'cohorts' but cohorts.enabled is false")
         if set(self.baselines.names) - set(BASELINES):
             raise ValueError(f"baselines.names {self.baselines.names}; known {BASELINES}")
         if self.resample.regressor.correction == "prior":

@@ -17,6 +17,7 @@ from ltv_core.models.baselines import Baseline
 from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.gate import Gate
 from ltv_core.models.regressor import MultiHorizonRegressor
+from ltv_core.models.cohorts import CohortModel
 from ltv_core.models.stacker import Stacker
 from ltv_core.models.stack import FittedStack
 
@@ -28,6 +29,7 @@ _KINDS: dict[str, type] = {
     "multi_horizon_regressor": MultiHorizonRegressor,
     "stacker": Stacker,
     "baseline": Baseline,
+    "cohort_model": CohortModel,
     "gate": Gate,
 }
 

@@ -35,7 +35,7 @@ from ltv_core.models.regressor import MultiHorizonRegressor
 from ltv_core.models.stacker import Stacker
 from ltv_core.spec import DatasetSpec
 
-__all__ = ["FittedStack", "assemble_stack", "feature_gain"]
+__all__ = ["FittedStack", "assemble_stack", "candidate_columns", "feature_gain"]
 
 
 @dataclass
@@ -69,7 +69,7 @@ class FittedStack:
         boosters = [self.classifier.booster_, *getattr(self.classifier, "extra_boosters_", []),
                     *self.regressor.boosters_]
         if self.stacker is not None and (getattr(self.stacker, "use_point", True) or self.has_value_head):
-            boosters += [m.booster_ for m in self.base_models.values() if m.booster_ is not None]
+            boosters += [b for m in self.base_models.values() for b in m.boosters()]
         used: set[str] = set()
         for b in boosters:
             used |= {n for n, c in zip(b.feature_name(), b.feature_importance("split"), strict=True) if c > 0}
@@ -99,6 +99,9 @@ class FittedStack:
             parts["direct"] = self.base_models["direct_log1p"].predict_raw(X)
         if "tweedie" in self.base_models:
             parts["tweedie"] = self.base_models["tweedie"].predict_raw(X)
+        if "cohorts" in self.base_models:
+            cohorts = self.base_models["cohorts"]
+            parts["cohort_log1p"], parts["cohort_value"] = cohorts.predict_log1p(X), cohorts.predict_value(X)
         return parts
 
     def stacked_primary(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
@@ -151,10 +154,13 @@ class FittedStack:
 
     def evaluate_on(self, X_hold: pd.DataFrame, labels_hold: pd.DataFrame,
                     oracle: dict[str, np.ndarray] | None = None, baselines: dict[str, Baseline] | None = None, *,
-                    n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+                    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                    candidates: dict[str, Any] | None = None) -> dict[str, Any]:
         """Holdout report: every metric per horizon for both output columns, classifier metrics,
         and (with baselines) the side-by-side table plus paired bootstrap CIs of model - best
-        baseline (best on the holdout itself: the hardest comparison for the model)."""
+        baseline (best on the holdout itself: the hardest comparison for the model) and of model -
+        each candidate strategy (``candidates``: e.g. the cohort model, rows ``<name>_point`` judged
+        by RMSLE and ``<name>_value`` by Gini, like the stack's two columns)."""
         check_rows(X_hold, labels_hold, "evaluate_on")
         missing = [c for c in self.revenue if c not in labels_hold.columns]
         if missing:
@@ -168,21 +174,37 @@ class FittedStack:
         y = Y[:, self.primary_index]
         report["classifier"] = metrics.classifier_metrics((y > 0).astype(float), pred["p_buyer"].to_numpy())
         if baselines:
-            report.update(self._versus(y, pred, X_hold, oracle, baselines, n_boot, level, seed))
+            report.update(self._versus(y, pred, X_hold, oracle, baselines, n_boot, level, seed, candidates or {}))
         return report
 
     def _versus(self, y: np.ndarray, pred: pd.DataFrame, X: pd.DataFrame, oracle: dict[str, np.ndarray] | None,
-                baselines: dict[str, Baseline], n_boot: int, level: float, seed: int) -> dict[str, Any]:
+                baselines: dict[str, Baseline], n_boot: int, level: float, seed: int,
+                candidates: dict[str, Any]) -> dict[str, Any]:
         point, value = pred[f"pred_{self.primary}"].to_numpy(), pred[f"value_{self.primary}"].to_numpy()
         base = {n: b.predict(X) for n, b in baselines.items()}
-        table = compare(y, {"stack_point": point, "stack_value": value}, base, oracle)
+        cand = candidate_columns(candidates, X)
+        table = compare(y, {"stack_point": point, "stack_value": value}, base, oracle, cand)
+        versus_candidates = {
+            n: {"rmsle_diff_ci": metrics.paired_bootstrap_ci(y, point, cand[f"{n}_point"], "rmsle", n_boot=n_boot,
+                                                             level=level, seed=seed).to_dict(),
+                "gini_diff_ci": metrics.paired_bootstrap_ci(y, value, cand[f"{n}_value"], "gini", n_boot=n_boot,
+                                                            level=level, seed=seed).to_dict()}
+            for n in candidates}
         b_rmsle, _ = table.best("rmsle")
         b_gini, _ = table.best("gini")
         r_ci = metrics.paired_bootstrap_ci(y, point, base[b_rmsle], "rmsle", n_boot=n_boot, level=level, seed=seed)
         g_ci = metrics.paired_bootstrap_ci(y, value, base[b_gini], "gini", n_boot=n_boot, level=level, seed=seed)
         return {"comparison": table.to_dict(), "comparison_markdown": table.to_markdown(),
                 "best_baseline_rmsle": b_rmsle, "best_baseline_gini": b_gini,
-                "rmsle_diff_ci": r_ci.to_dict(), "gini_diff_ci": g_ci.to_dict()}
+                "rmsle_diff_ci": r_ci.to_dict(), "gini_diff_ci": g_ci.to_dict(), "candidates": versus_candidates}
+
+
+def candidate_columns(candidates: dict[str, Any], X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``<name>_point`` (expm1 of E[log1p y]) and ``<name>_value`` (E[y]) of each candidate strategy."""
+    out: dict[str, np.ndarray] = {}
+    for name, model in candidates.items():
+        out[f"{name}_point"], out[f"{name}_value"] = model.predict(X), model.predict_value(X)
+    return out
 
 
 def _late_terms(Y: np.ndarray, k: int) -> tuple[list[float], list[float]]:

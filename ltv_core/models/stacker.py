@@ -10,7 +10,8 @@ target learns a conditional quantile of ~0, not a level). Here:
   prediction from models that never saw it (blocked K-fold; the number of trees of each fold model
   is the early-stopped count of the corresponding full-window model);
 * base learners: the hurdle parts (buyer probability p, buyers' E[log1p y]), their product, a
-  direct LightGBM on log1p y, and optionally a Tweedie LightGBM;
+  direct LightGBM on log1p y, and optionally a Tweedie LightGBM and the revenue-cohort model
+  (models/cohorts.py: its E[log1p y] and log1p E[y]);
 * the meta-learner predicts E[log1p y | meta-features] (squared error on log1p revenue: the RMSLE
   optimum), either ``linear`` (ridge) or a small monotone ``lgbm``; the lgbm's number of trees is
   chosen on the last OOF block, so the validation window stays untouched for the stack-vs-hurdle
@@ -43,6 +44,7 @@ META_FEATURES = {
     "hurdle": ("logit_p", "m_log1p", "hurdle_log1p"),
     "direct_log1p": ("direct_log1p",),
     "tweedie": ("tweedie_log1p",),
+    "cohorts": ("cohort_log1p", "cohort_value_log1p"),
 }
 
 
@@ -65,6 +67,9 @@ def meta_frame(parts: dict[str, np.ndarray], learners: Sequence[str]) -> pd.Data
         cols["direct_log1p"] = np.maximum(parts["direct"], 0.0)
     if "tweedie" in learners:
         cols["tweedie_log1p"] = np.log1p(np.maximum(parts["tweedie"], 0.0))
+    if "cohorts" in learners:
+        cols["cohort_log1p"] = np.maximum(parts["cohort_log1p"], 0.0)
+        cols["cohort_value_log1p"] = np.log1p(np.maximum(parts["cohort_value"], 0.0))
     return pd.DataFrame(cols)
 
 
@@ -100,11 +105,13 @@ class Stacker:
         own = (self.learner_params or {}).get(part) or {}
         return lgb_params({**(self.params or {}), **own}, seed, objective=objective, **extra)
 
-    def oof_parts(self, X: pd.DataFrame, y: np.ndarray, rounds: dict[str, int]) -> dict[str, np.ndarray]:
+    def oof_parts(self, X: pd.DataFrame, y: np.ndarray, rounds: dict[str, int],
+                  templates: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """Out-of-fold base predictions for every training row (time-ordered blocks).
 
         ``rounds`` gives the number of trees per base model ('p', 'm', 'direct', 'tweedie'), taken
-        from the early-stopped full-window models.
+        from the early-stopped full-window models; ``templates['cohorts']`` is the full-window
+        cohort model, whose ``refit`` keeps its tree counts.
         """
         n = len(X)
         parts = {k: np.zeros(n) for k in self._needed()}
@@ -126,6 +133,9 @@ class Stacker:
             if "tweedie" in self.learners:
                 parts["tweedie"][test] = train_booster(self._fold_params("tweedie", "tweedie", seed + 3), Xtr, y[train],
                                                        num_boost_round=rounds["tweedie"]).predict(Xte)
+            if "cohorts" in self.learners:
+                fold = (templates or {})["cohorts"].refit(Xtr, y[train], seed + 4)
+                parts["cohort_log1p"][test], parts["cohort_value"][test] = fold.predict_log1p(Xte), fold.predict_value(Xte)
         return parts
 
     def _needed(self) -> list[str]:
@@ -136,6 +146,8 @@ class Stacker:
             out.append("direct")
         if "tweedie" in self.learners:
             out.append("tweedie")
+        if "cohorts" in self.learners:
+            out += ["cohort_log1p", "cohort_value"]
         return out
 
     # --- meta-learner -------------------------------------------------------------------------

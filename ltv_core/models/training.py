@@ -27,6 +27,7 @@ import pandas as pd
 
 from ltv_core import metrics
 from ltv_core.models.baselines import Baseline
+from ltv_core.models.cohorts import CohortModel
 from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.config import ModelsConfig, load_models_config
 from ltv_core.models.gate import Gate, optimize_gate
@@ -40,6 +41,7 @@ from ltv_core.spec import DatasetSpec
 
 __all__ = [
     "fit_baseline_models",
+    "fit_candidates",
     "fit_stacker",
     "optimize_gate_stage",
     "train_classifier",
@@ -66,6 +68,18 @@ def fit_baseline_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_v
             continue
         out[name], searches[name] = param_search(bc.param_search, fit, "own validation loss", f"baseline {name}")
     return out, searches
+
+
+def fit_candidates(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
+                   config: ModelsConfig) -> dict[str, CohortModel]:
+    """The other strategies the holdout table compares (and the stacker may use): today the
+    revenue-cohort model (``models/cohorts.py``) when ``cohorts.enabled``."""
+    cc = config.cohorts
+    if not cc.enabled:
+        return {}
+    model = CohortModel(cc.cuts, config.lgb(cc.params), config.lgb(cc.regressor_params), cc.min_rows,
+                        config.num_boost_round, config.early_stopping_rounds, config.seed + 11)
+    return {"cohorts": model.fit(X, y, X_val, y_val)}
 
 
 # --- stage 2: classifier --------------------------------------------------------------------------
@@ -183,7 +197,7 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
     rounds = {"p": stack.classifier.best_iteration_, "m": stack.regressor.best_iterations_[0],
               "direct": bases["direct_log1p"].best_iteration if "direct_log1p" in bases else 0,
               "tweedie": bases["tweedie"].best_iteration if "tweedie" in bases else 0}
-    oof = stacker.oof_parts(X_train, y, rounds)
+    oof = stacker.oof_parts(X_train, y, rounds, templates=bases)
     stacker.fit_meta(oof, y)
     candidate = dataclasses.replace(stack, stacker=stacker, base_models=bases)
     stacked_val = np.expm1(candidate.stacked_primary(X_val, comp_val))
@@ -214,9 +228,12 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
 
 
 def _base_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray, config: ModelsConfig,
-                 learners: list[str], given: dict[str, Baseline]) -> dict[str, Baseline]:
-    """Full-window direct models the stacker needs at inference (reusing fitted baselines)."""
-    out: dict[str, Baseline] = {}
+                 learners: list[str], given: dict[str, Any]) -> dict[str, Any]:
+    """Full-window direct models the stacker needs at inference (reusing fitted baselines and
+    the fitted cohort model)."""
+    out: dict[str, Any] = {}
+    if "cohorts" in learners:
+        out["cohorts"] = given.get("cohorts") or fit_candidates(X, y, X_val, y_val, config)["cohorts"]
     for learner, name in (("direct_log1p", "lgbm_log1p"), ("tweedie", "lgbm_tweedie")):
         if learner not in learners:
             continue

@@ -67,6 +67,8 @@ class ReportInputs:
     oracle: dict[str, np.ndarray] | None = None  # e.g. {"oracle_point": ..., "oracle_mean": ...}
     stage_info: dict[str, Any] = field(default_factory=dict)
     drift: dict[str, Any] | None = None  # ltv_core.drift.DriftReport as JSON (None: not measured)
+    # other strategies on the same rows, e.g. {"cohorts": (point, value)}: a row of the metrics table
+    candidates: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -124,7 +126,10 @@ def _blocks(inp: ReportInputs) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     curves = {f"model (value_{inp.primary})": value}
     model = score(y, point, value, p)
     blocks: dict[str, Any] = {"model": model, "champion": None, "oracle": None,
-                              "baselines": {k: score(y, v) for k, v in base.items()}}
+                              "baselines": {k: score(y, v) for k, v in base.items()},
+                              "candidates": {k: score(y, _array(f"candidate {k} point", pv[0], n),
+                                                      _array(f"candidate {k} value", pv[1], n))
+                                             for k, pv in inp.candidates.items()}}
     if inp.oracle:
         orc = {k: _array(k, v, n) for k, v in inp.oracle.items()}
         o_point, o_value = _oracle_pair(orc)
@@ -183,6 +188,8 @@ def _metrics_table(inp: ReportInputs, blocks: dict[str, Any]) -> dict[str, Any]:
                      "values": [champ.get(m) for m in names]})
         rows.append({"label": "model − champion", "kind": "difference", "values": [
             None if champ.get(m) is None or model[m] is None else model[m] - champ[m] for m in names]})
+    rows += [{"label": k, "kind": "candidate", "values": [b.get(m) for m in names]}
+             for k, b in blocks["candidates"].items()]
     rows += [{"label": k, "kind": "baseline", "values": [b[m] for m in names]}
              for k, b in blocks["baselines"].items()]
     if blocks["oracle"] is not None:

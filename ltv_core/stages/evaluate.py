@@ -24,6 +24,7 @@ from ltv_core import catalog
 from ltv_core.context import RunContext
 from ltv_core.errors import DataError
 from ltv_core.models import artefacts
+from ltv_core.models.stack import candidate_columns
 from ltv_core.pipeline import Split, Stage
 from ltv_core.promotion import read_champion
 from ltv_core.report import score as headline
@@ -88,11 +89,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
     X, meta = catalog.training_matrix(store, run_id, Split.HOLDOUT)
     stack = artefacts.load_stack(store, run_id)
     baselines = artefacts.load_baselines(store, run_id)
+    candidates = artefacts.load_candidates(store, run_id)
     h, key, idc = spec.labels.primary, spec.partition.key, spec.id_column
     ids = meta[idc]
     oracle = oracle_predictions(spec, ctx.config.data_root, ids, sorted(meta[key].astype(str).unique()))
     ev = ctx.models.evaluation
-    evaluation = stack.evaluate_on(X, meta, oracle, baselines, n_boot=ev.n_boot, level=ev.level, seed=ctx.models.seed)
+    evaluation = stack.evaluate_on(X, meta, oracle, baselines, n_boot=ev.n_boot, level=ev.level, seed=ctx.models.seed,
+                                   candidates=candidates)
     pred = stack.predict(X)
     y = meta[spec.primary.revenue].to_numpy(np.float64)
     frame = pd.DataFrame({idc: ids.to_numpy(), key: meta[key].to_numpy(), "y": y,
@@ -100,6 +103,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
                           "p_buyer": pred["p_buyer"].to_numpy()})
     for name, model in baselines.items():
         frame[f"baseline_{name}"] = model.predict(X)
+    for name, arr in candidate_columns(candidates, X).items():
+        frame[f"candidate_{name}"] = arr
     for name, arr in (oracle or {}).items():
         frame[name] = arr
     champ_id, champ_pred = _champion_on_holdout(ctx, ids)
@@ -124,7 +129,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     kinds = evaluation["comparison"]["kinds"]
     return ctx.committed(timer, {
         "model": model_metrics, "champion": champion_metrics, "champion_run_id": champ_id,
-        "baselines": {n: r for n, r in evaluation["comparison"]["rows"].items() if kinds[n] != "model"},
+        "baselines": {n: r for n, r in evaluation["comparison"]["rows"].items() if kinds[n] not in ("model", "candidate")},
+        "candidates": {n: {"point": evaluation["comparison"]["rows"][f"{n}_point"],
+                           "value": evaluation["comparison"]["rows"][f"{n}_value"], **evaluation.get("candidates", {}).get(n, {})}
+                       for n in candidates},
         "best_baseline_rmsle": evaluation["best_baseline_rmsle"], "best_baseline_gini": evaluation["best_baseline_gini"],
         "rmsle_diff_ci": evaluation["rmsle_diff_ci"], "gini_diff_ci": evaluation["gini_diff_ci"],
         "rmsle": model_metrics["rmsle"], "gini": model_metrics["gini"]})

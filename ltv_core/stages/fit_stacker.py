@@ -28,6 +28,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     stack = assemble_stack(artefacts.load_model(store, run_id, Stage.TRAIN_CLASSIFIER, artefacts.CLASSIFIER),
                            artefacts.load_model(store, run_id, Stage.TRAIN_REGRESSOR, artefacts.REGRESSOR), meta, ctx.spec)
     bases = {n: b for n, b in artefacts.load_baselines(store, run_id).items() if n in ("lgbm_log1p", "lgbm_tweedie")}
+    if "cohorts" in ctx.models.stacker.learners:
+        bases.update(artefacts.load_candidates(store, run_id))
     stack, info = fit_stacker(X, meta, X_val, meta_val, ctx.spec, ctx.models, stack, bases)
     store.begin_stage(run_id, STAGE)
     for name, data in persist.stack_to_blobs(stack).items():

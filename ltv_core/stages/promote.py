@@ -124,6 +124,9 @@ def report_inputs(ctx: RunContext, decision: dict[str, Any] | None, drift: Drift
         primary_metric=(decision or {}).get("primary_metric", "rmsle"), y_true=frame["y"].to_numpy(),
         point=frame["point"].to_numpy(), value=frame["value"].to_numpy(), p_buyer=frame["p_buyer"].to_numpy(),
         baselines={c.removeprefix("baseline_"): frame[c].to_numpy() for c in frame if c.startswith("baseline_")},
+        candidates={c.removeprefix("candidate_").removesuffix("_point"):
+                    (frame[c].to_numpy(), frame[c.removesuffix("_point") + "_value"].to_numpy())
+                    for c in frame if c.startswith("candidate_") and c.endswith("_point")},
         evaluation=catalog.load_evaluation(store, run_id), feature_importance=gain,
         champion=champion, decision=decision, oracle=oracle, stage_info=stage_info,
         drift=None if drift is None else drift.model_dump(mode="json"))

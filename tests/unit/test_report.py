@@ -116,7 +116,7 @@ def test_metrics_json_round_trips_through_the_runs_view(tmp_path: Path) -> None:
     folder = store.stage_dir(RUN, "report")
     doc = _strict(store.read_text(f"{folder}/metrics.json"))
     assert doc["run_id"] == RUN and doc["primary_metric"] == "rmsle" and doc["primary_horizon"] == "d7"
-    assert set(doc["metrics"]) == {"model", "champion", "baselines", "oracle"}
+    assert set(doc["metrics"]) == {"model", "champion", "candidates", "baselines", "oracle"}
     assert store.read_text(f"{folder}/report.html").startswith("<!DOCTYPE html>")
 
     run = summarize_run(store, safe_run_id(RUN))
@@ -210,3 +210,18 @@ def test_drift_section_with_plots_and_metrics_json_key() -> None:
     page, doc = build_report(inp)
     assert "within thresholds" in page and doc["drift"]["flagged"] is False
     assert "No drift measured for this run" in plain
+
+
+def test_a_candidate_strategy_is_a_row_of_the_metrics_table_judged_like_the_model() -> None:
+    """The cohort model (or any candidate) gets its RMSLE from its point column and its Gini from
+    its value column, exactly like the stack, and shows as kind "candidate"."""
+    import dataclasses
+
+    inp = _inputs()
+    point, value = inp.point * 0.9, inp.value[::-1].copy()
+    html, doc = build_report(dataclasses.replace(inp, candidates={"cohorts": (point, value)}))
+    block = doc["metrics"]["candidates"]["cohorts"]
+    assert block["rmsle"] == pytest.approx(metrics.rmsle(inp.y_true, point))
+    assert block["gini"] == pytest.approx(metrics.normalized_gini(inp.y_true, value))
+    row = re.search(r"<tr[^>]*>\s*<td>\s*cohorts\s*</td>\s*<td>candidate</td>", html)
+    assert row, "the metrics table has no candidate row for cohorts"
