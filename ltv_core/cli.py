@@ -38,15 +38,13 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     from ltv_core.errors import SpecError
-    from ltv_core.synthetic import generate_dataset
+    from ltv_core.synthetic import GENERATOR_ARGS, generate
 
+    # only the flags given: each generator has its own defaults (Smadex hours, gaming days)
+    given = {k: getattr(args, k) for k in sorted({a for names in GENERATOR_ARGS.values() for a in names})
+             if getattr(args, k, None) is not None}
     try:
-        return generate_dataset(
-            args.out, seed=args.seed, rows_per_partition=args.rows_per_partition, start=args.start,
-            train_hours=args.train_hours, test_hours=args.test_hours, test_start=args.test_start,
-            files_per_partition=args.files_per_partition, spec_path=args.spec,
-            log=lambda m: print(m, file=sys.stderr),
-        )
+        return generate(args.out, spec_path=args.spec, log=lambda m: print(m, file=sys.stderr), **given)
     except SpecError:
         raise
     except ValueError as exc:  # the generator's argument checks: a one-line error, exit 2
@@ -79,16 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="write a synthetic Smadex-shaped data set")
-    g.add_argument("--out", required=True, help="output folder (gets train/train, test/test, oracle, sample_submission.csv)")
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--rows-per-partition", type=int, default=2000)
-    g.add_argument("--start", default="2025-10-01", help="first train hour (YYYY-MM-DD or YYYY-MM-DDTHH)")
-    g.add_argument("--train-hours", type=int, default=144)
-    g.add_argument("--test-hours", type=int, default=96)
-    g.add_argument("--test-start", default=None, help="first test hour (default: 24 h after the last train hour)")
-    g.add_argument("--files-per-partition", type=int, default=1)
-    g.add_argument("--spec", default="config/datasets/smadex_d7.yaml")
+    g = sub.add_parser("generate", help="write a synthetic data set of a spec's shape (Smadex, gaming)",
+                       description="The spec's `generator:` field chooses the generator (none: Smadex). "
+                                   "Smadex flags are in hours, the gaming generator's in days.")
+    g.add_argument("--out", required=True, help="output folder (gets the spec's train/test roots and oracle)")
+    g.add_argument("--spec", default="config/datasets/smadex_d7.yaml",
+                   help="dataset spec (config/datasets/gaming_d120.yaml for the gaming data set)")
+    g.add_argument("--seed", type=int, default=None, help="default 7")
+    g.add_argument("--rows-per-partition", type=int, default=None,
+                   help="rows per hour (Smadex, default 2000) or installs per day (gaming, default 1000)")
+    g.add_argument("--start", default=None, help="first train hour (Smadex, default 2025-10-01) or install "
+                                                 "date (gaming: instead of --as-of)")
+    g.add_argument("--train-hours", type=int, default=None, help="Smadex: labelled hours (default 144)")
+    g.add_argument("--test-hours", type=int, default=None, help="Smadex: unlabelled hours (default 96)")
+    g.add_argument("--test-start", default=None, help="Smadex: first test hour (default: 24 h after the last "
+                                                      "train hour)")
+    g.add_argument("--as-of", default=None, help="gaming: export date ending the test days (default 2024-03-13)")
+    g.add_argument("--train-days", type=int, default=None, help="gaming: install days of the train root "
+                                                                "(default 240)")
+    g.add_argument("--test-days", type=int, default=None, help="gaming: newest install days, features only "
+                                                               "(default 7)")
+    g.add_argument("--files-per-partition", type=int, default=None, help="default 1")
     g.set_defaults(func=_cmd_generate)
 
     help_ = {

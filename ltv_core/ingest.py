@@ -3,7 +3,9 @@ of the ingest stage (``ltv_core.stages.ingest`` picks the partitions and commits
 the stage so that a Dask worker imports only pyarrow and the spec, not the modelling stack.
 
 Missing optional columns are added as null, unexpected columns reported (and dropped), types cast
-to the spec's; rows lacking the id or a label are dropped and counted; every row gets its event
+to the spec's; rows lacking the id or a label are dropped and counted (a partition whose longest
+horizons have no value in any row has not matured in the data yet: its rows are counted as
+immature, apart from the rows dropped for a missing label); every row gets its event
 time. A labelled partition also reports the sum and the largest value of its primary revenue (and
 that row's id), so that the stage can check ``limits`` on the whole split without re-reading it.
 """
@@ -64,15 +66,40 @@ def align_table(table: pa.Table, spec: DatasetSpec, labelled: bool, source: str)
     return pa.Table.from_arrays(arrays, schema=schema), report
 
 
+def _present(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Rows holding a value: not null, and not NaN in a float column (a NaN label is no label)."""
+    valid = pc.is_valid(col)
+    if pa.types.is_floating(col.type):
+        valid = pc.and_(valid, pc.invert(pc.is_nan(col).fill_null(True)))
+    return valid
+
+
+def immature_horizons(table: pa.Table, spec: DatasetSpec) -> list[str]:
+    """The longest horizons that no row of this (labelled, non-empty) partition has yet: the data
+    was exported before they matured for these installs (gaming: ``d120_rev`` is null for every
+    user younger than 120 days). Only a suffix of the horizons counts, longest first: a partition
+    holding d14 but no d7 is broken, not young, and its rows count as dropped."""
+    if table.num_rows == 0:
+        return []
+    missing: list[str] = []
+    for h in reversed(spec.labels.horizons):
+        cols = [c for c in (h.revenue, h.buyer) if c is not None]
+        if any(pc.any(_present(table.column(c))).as_py() for c in cols):
+            break
+        missing.append(h.name)
+    return missing[::-1]
+
+
 def drop_incomplete(table: pa.Table, spec: DatasetSpec, labelled: bool) -> tuple[pa.Table, dict[str, int]]:
-    """Rows without an id (or, when labelled, without a label) cannot be trained on or joined back."""
+    """Rows without an id (or, when labelled, without a label: null, or NaN) cannot be trained on
+    or joined back."""
     needed = [spec.id_column]
     if labelled:
         needed += [c.name for c in spec.columns if c.role is Role.label]
     counts: dict[str, int] = {}
     mask = None
     for name in needed:
-        valid = pc.is_valid(table.column(name))
+        valid = _present(table.column(name))
         missing = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
         if missing:
             counts[name] = int(missing)
@@ -121,6 +148,7 @@ def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_ur
         reports.append(rep)
     table = pa.concat_tables(tables) if tables else spec.arrow_schema(labelled).empty_table()
     rows_in = table.num_rows
+    immature = immature_horizons(table, spec) if labelled else []
     table, dropped = drop_incomplete(table, spec, labelled)
     revenue = revenue_stats(table, spec) if labelled else None
     table = table.append_column(spec.partition.key, pa.repeat(pa.scalar(part.value, pa.string()), table.num_rows))
@@ -128,6 +156,8 @@ def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_ur
     ArtifactStore(store_url).write_parquet(out_path, table)
     return {
         "path": out_path, "partition": part.value, "rows": table.num_rows, "rows_in": rows_in, "dropped": dropped,
+        # every row of a partition some horizon has not matured in yet (excluded, not held to the limit)
+        "immature": immature, "immature_rows": rows_in if immature else 0,
         "revenue": revenue,
         "added_null": sorted({c for r in reports for c in r.added_null}),
         "dropped_unexpected": sorted({c for r in reports for c in r.dropped_unexpected}),

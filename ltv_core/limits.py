@@ -21,11 +21,19 @@ from ltv_core.errors import DataError
 TOP_PARTITIONS = 3  # partitions named in a dropped-share message: where to look first
 
 
+def immature_rows(results: Sequence[dict[str, Any]]) -> int:
+    """Rows of partitions whose longest horizons have no value yet (``ltv_core.ingest.immature_horizons``):
+    excluded like any unlabelled row, but young, not broken, so not held to ``max_dropped_share``."""
+    return sum(r.get("immature_rows", 0) for r in results)
+
+
 def dropped_share(results: Sequence[dict[str, Any]]) -> float:
-    """Share of the rows read that ingest dropped (lacking the id or a label); 0 for no rows read.
-    Counted as rows in minus rows out: a row lacking both the id and a label is one row."""
-    rows_in = sum(r["rows_in"] for r in results)
-    return (rows_in - sum(r["rows"] for r in results)) / rows_in if rows_in else 0.0
+    """Share of the rows read from matured partitions that ingest dropped (lacking the id or a
+    label); 0 for no such rows. Counted as rows in minus rows out: a row lacking both the id and a
+    label is one row. Immature partitions are left out of both counts."""
+    young = immature_rows(results)
+    rows_in = sum(r["rows_in"] for r in results) - young
+    return (rows_in - sum(r["rows"] for r in results if not r.get("immature_rows"))) / rows_in if rows_in else 0.0
 
 
 def largest_row(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -47,6 +55,8 @@ def measure(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     top = largest_row(results)
     return {
         "dropped_share": round(dropped_share(results), 6),
+        "rows_immature": immature_rows(results),
+        "immature_partitions": sorted(r["partition"] for r in results if r.get("immature_rows")),
         "max_row_revenue_share": None if top is None else round(top["share"], 6),
         "max_row_id": None if top is None else top["row_id"],
         "max_row_revenue": None if top is None else top["revenue"],
@@ -74,6 +84,7 @@ def check_dropped(split: str, results: Sequence[dict[str, Any]], limit: float | 
     share = dropped_share(results)
     if limit is None or share <= limit:
         return
+    results = [r for r in results if not r.get("immature_rows")]
     rows_in = sum(r["rows_in"] for r in results)
     dropped = rows_in - sum(r["rows"] for r in results)
     raise DataError(

@@ -14,7 +14,7 @@ from functools import lru_cache
 from datetime import datetime, timezone
 from enum import Enum
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,6 +29,7 @@ __all__ = [
     "FeatureKind",
     "HorizonSpec",
     "Role",
+    "WindowsSpec",
     "load_spec",
     "parse_arrow_type",
 ]
@@ -197,17 +198,21 @@ class PartitionSpec(BaseModel):
     format: str = "%Y-%m-%d-%H-%M"
     grain_hours: int = Field(default=1, gt=0)
 
-    @field_validator("format")
-    @classmethod
-    def _format_round_trips(cls, v: str) -> str:
-        probe = datetime(2025, 10, 1, 13, 0, tzinfo=timezone.utc)
+    @model_validator(mode="after")
+    def _format_round_trips(self) -> PartitionSpec:
+        """The format must tell apart every partition start of the grain: the hour for hourly
+        partitions, the date alone (``install_date=%Y-%m-%d``) when the grain is whole days."""
+        daily = self.grain_hours % 24 == 0
+        probe = datetime(2025, 10, 13, 0 if daily else 13, 0, tzinfo=timezone.utc)
+        v = self.format
         try:
             back = datetime.strptime(probe.strftime(v), v)
         except ValueError as exc:  # pragma: no cover - strptime message is enough
             raise ValueError(f"partition format {v!r} does not round-trip: {exc}") from exc
         if back.replace(tzinfo=timezone.utc) != probe:
-            raise ValueError(f"partition format {v!r} loses the hour; it cannot order hourly partitions")
-        return v
+            what = "the date" if daily else f"the hour (grain_hours {self.grain_hours})"
+            raise ValueError(f"partition format {v!r} loses {what}; it cannot order the partitions")
+        return self
 
     def parse(self, value: str) -> datetime:
         """Partition value to an aware UTC datetime; raises SpecError naming the value."""
@@ -231,6 +236,32 @@ class EventTimeSpec(BaseModel):
         if self.source == "column" and not self.column:
             raise ValueError("event_time.source 'column' needs event_time.column")
         return self
+
+
+class WindowsSpec(BaseModel):
+    """The data set's own window lengths (hours) and label maturity, for runs that derive their
+    windows from the logical date. Each field given replaces the pipeline config's ``windows``
+    value for this data set (a daily, 120-day data set cannot use Smadex's 96 hours); explicit
+    windows (``train: {start, end}``, the window params) still win over both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    maturity: Literal["longest", "primary"] | int | None = None
+    train_hours: int | None = Field(default=None, gt=0)
+    validation_hours: int | None = Field(default=None, gt=0)
+    holdout_hours: int | None = Field(default=None, gt=0)
+    gap_hours: int | None = Field(default=None, ge=0)
+    scoring_hours: int | None = Field(default=None, gt=0)
+
+    @field_validator("maturity")
+    @classmethod
+    def _maturity(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("maturity in days must be >= 0")
+        return v
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 class RootsSpec(BaseModel):
@@ -261,6 +292,11 @@ class DatasetSpec(BaseModel):
     # The data set's own features config (config/features.yaml is Smadex's); None: a default
     # derived from the spec's kinds (ltv_core.features.config.features_config_for).
     features_config: str | None = None
+    # This data set's window lengths and maturity (replace the pipeline config's; see WindowsSpec).
+    windows: WindowsSpec | None = None
+    # The synthetic generator that writes data of this shape (`python -m ltv_core generate`);
+    # None: the Smadex generator, which refuses a spec declaring a column it cannot produce.
+    generator: Literal["smadex", "gaming"] | None = None
     source_path: str | None = None  # set by load_spec
 
     @model_validator(mode="after")
@@ -292,6 +328,10 @@ class DatasetSpec(BaseModel):
                     f"columns[{c.name}]: matches excluded_patterns {self.excluded_patterns}; "
                     "a label or post-outcome column can never be a feature"
                 )
+        grain = self.partition.grain_hours
+        for key, hours in (self.windows.given() if self.windows else {}).items():
+            if key.endswith("_hours") and hours % grain:
+                raise ValueError(f"windows.{key} {hours} is not a multiple of partition.grain_hours {grain}")
         if self.event_time.source == "column":
             col = self.event_time.column
             if col not in by_name or not _is_numeric(by_name[col].arrow_type):

@@ -112,7 +112,15 @@ def _floor(t: datetime, grain_hours: int) -> datetime:
     return datetime.fromtimestamp((epoch_h - epoch_h % grain_hours) * 3600, tz=timezone.utc)
 
 
+def for_spec(cfg: WindowsConfig, spec: DatasetSpec) -> WindowsConfig:
+    """The pipeline config's windows with the data set's own lengths and maturity (the spec's
+    ``windows:`` block) in place of its values; explicit windows are kept and still win."""
+    given = spec.windows.given() if spec.windows else {}
+    return cfg.model_copy(update=given) if given else cfg
+
+
 def maturity_days(cfg: WindowsConfig, spec: DatasetSpec) -> int:
+    cfg = for_spec(cfg, spec)
     if cfg.maturity == "longest":
         return spec.max_horizon_days
     if cfg.maturity == "primary":
@@ -126,6 +134,7 @@ def _explicit(name: str, rng: TimeRange | None) -> Window | None:
 
 def labelled_windows(logical_date: datetime, cfg: WindowsConfig, spec: DatasetSpec) -> dict[str, Window]:
     """Train, validation and holdout windows for a logical date (explicit ones win)."""
+    cfg = for_spec(cfg, spec)
     grain = spec.partition.grain_hours
     mature_end = _floor(logical_date, grain) - timedelta(days=maturity_days(cfg, spec))
     gap = timedelta(hours=cfg.gap_hours)
@@ -165,6 +174,7 @@ def scoring_window(
     logical_date: datetime, cfg: WindowsConfig, spec: DatasetSpec, test_partitions: list[Partition] | None
 ) -> Window | None:
     """Explicit scoring window, else the newest ``scoring_hours`` of test partitions before the logical date."""
+    cfg = for_spec(cfg, spec)
     if cfg.scoring is not None:
         return Window(Split.SCORING, cfg.scoring.start, cfg.scoring.end)
     if not test_partitions:

@@ -2,7 +2,9 @@
 
 Partition-parallel on Dask (``cluster.fan_out``): each task (``ltv_core.ingest.stage_partition``)
 reads one hive partition with pyarrow (so nested MAP and LIST columns keep their Arrow types),
-aligns it to the spec, drops rows lacking the id or a label (counted), adds the partition value and
+aligns it to the spec, drops rows lacking the id or a label (counted; rows of a partition whose
+longest horizons have not matured in the data yet are counted apart, as ``rows_immature``, and are
+not held to ``limits.max_dropped_share``), adds the partition value and
 its event time, and writes one staged file. The manifest, written last, lists
 every staged file with its row count; the windows come from ``ltv_core.windows.resolve``.
 
@@ -32,7 +34,10 @@ STAGE = Stage.INGEST
 
 
 def _warn(split: str, res: dict[str, Any]) -> None:
-    if res["dropped"]:
+    if res.get("immature"):
+        log.warning("%s %s: excluded all %d rows: horizon(s) %s not matured in the data yet (no row has them)",
+                    split, res["partition"], res["immature_rows"], res["immature"])
+    elif res["dropped"]:
         log.warning("%s %s: dropped rows lacking id/labels: %s", split, res["partition"], res["dropped"])
     if res["dropped_unexpected"]:
         log.warning("%s %s: unexpected columns dropped: %s", split, res["partition"], res["dropped_unexpected"])
@@ -45,6 +50,9 @@ def _check_limits(split: str, res: list[dict[str, Any]], config: PipelineConfig,
     the measured shares for the manifest, logged so that a passing run shows how close it came."""
     measured, lim = limits.measure(res), config.limits
     line = f"split {split}: dropped share {measured['dropped_share']:.4f} (limit {lim.max_dropped_share})"
+    if measured["rows_immature"]:
+        line += (f"; {measured['rows_immature']} rows of {len(measured['immature_partitions'])} partitions "
+                 "not matured yet, excluded")
     if measured["max_row_revenue_share"] is not None:
         enforced = (f"limit {lim.max_row_revenue_share} from {lim.revenue_share_min_buyers} buyers"
                     if split == Split.TRAIN else "limited in the training window only")
@@ -67,7 +75,7 @@ def _split_output(split: str, res: list[dict[str, Any]], window: Any, measured: 
         "files": [{"path": r["path"], "partition": r["partition"], "rows": r["rows"]} for r in res],
         "rows": rows,
         "rows_read": sum(r["rows_in"] for r in res),
-        "rows_dropped": sum(sum(r["dropped"].values()) for r in res),
+        "rows_dropped": sum(r["rows_in"] - r["rows"] for r in res),  # rows, not missing cells
         **measured,
         "labelled": split in LABELLED,
         "window": [window.start.isoformat(), window.end.isoformat()],

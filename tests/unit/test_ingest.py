@@ -7,7 +7,7 @@ from ltv_core import catalog
 from ltv_core.context import RunContext
 from ltv_core.params import RunParams
 from ltv_core.errors import DataError
-from ltv_core.ingest import EVENT_TS, align_table, drop_incomplete
+from ltv_core.ingest import EVENT_TS, align_table, drop_incomplete, immature_horizons
 from ltv_core.stages import ingest
 from ltv_core.spec import load_spec
 from ltv_core.store import ArtifactStore
@@ -62,6 +62,36 @@ def test_drop_incomplete_counts_rows():
     assert out.num_rows == 4 and counts == {"row_id": 1, "iap_revenue_d14": 1}
     out, counts = drop_incomplete(t.drop_columns(SPEC.outcome_names), SPEC, False)
     assert out.num_rows == 5 and counts == {"row_id": 1}
+
+
+GAMING = load_spec("config/datasets/gaming_d120.yaml")
+
+
+def _null(t: pa.Table, column: str, rows=None) -> pa.Table:
+    values = t.column(column).to_pylist()
+    for i in range(len(values)) if rows is None else rows:
+        values[i] = None
+    return t.set_column(t.schema.get_field_index(column), column, pa.array(values, t.schema.field(column).type))
+
+
+def test_nan_labels_are_missing_labels():
+    t = make_table(SPEC, 4, labelled=True)
+    rev = t.column("iap_revenue_d7").to_pylist()
+    rev[2] = float("nan")
+    t = t.set_column(t.schema.get_field_index("iap_revenue_d7"), "iap_revenue_d7", pa.array(rev))
+    out, counts = drop_incomplete(t, SPEC, True)
+    assert out.num_rows == 3 and counts == {"iap_revenue_d7": 1}
+
+
+def test_immature_horizons_are_the_longest_ones_no_row_has():
+    t = make_table(GAMING, 6, labelled=True)
+    assert immature_horizons(t, GAMING) == []
+    young = _null(_null(t, "d120_rev"), "d90_rev")  # installed 60-89 days before the export
+    assert immature_horizons(young, GAMING) == ["d90", "d120"]
+    assert immature_horizons(_null(t, "d120_rev", rows=[0, 1]), GAMING) == []  # some users have it: not young
+    # a shorter horizon missing while a longer one is there is broken data, not young data
+    assert immature_horizons(_null(t, "d7_rev"), GAMING) == []
+    assert immature_horizons(t.slice(0, 0), GAMING) == []
 
 
 @pytest.fixture(scope="module")

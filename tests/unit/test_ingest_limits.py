@@ -65,6 +65,23 @@ def test_stage_partition_reports_rows_read_and_revenue_only_when_labelled(tmp_pa
     assert stage_partition(p, SPEC, False, str(tmp_path / "store"), str(tmp_path / "store/test.parquet"))["revenue"] is None
 
 
+GAMING = load_spec("config/datasets/gaming_d120.yaml")
+
+
+def test_stage_partition_counts_an_immature_day_apart_from_dropped_rows(tmp_path):
+    """gaming: an install day younger than 120 days at the export has no d120_rev in any row."""
+    t = make_table(GAMING, 5, labelled=True, seed=2)
+    names = [c for c in GAMING.outcome_names if c.endswith("_d120") or c == "d120_rev"]
+    for name in names:
+        t = t.set_column(t.schema.get_field_index(name), name, pa.nulls(5, t.schema.field(name).type))
+    files = write_partition(tmp_path / "raw", GAMING, "2024-01-02", t)
+    p = Partition("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), str(files[0].parent), tuple(str(f) for f in files))
+    res = stage_partition(p, GAMING, True, str(tmp_path / "store"), str(tmp_path / "store/train.parquet"))
+    assert (res["rows_in"], res["rows"], res["immature"], res["immature_rows"]) == (5, 0, ["d120"], 5)
+    assert res["dropped"] == {"d120_rev": 5}
+
+
+# --- shares ---------------------------------------------------------------------------------------
 # --- shares ---------------------------------------------------------------------------------------
 
 def test_dropped_share_counts_rows_not_missing_columns():
@@ -72,6 +89,18 @@ def test_dropped_share_counts_rows_not_missing_columns():
     res = [part("a", 10, 4, {"row_id": 6, REV: 4}), part("b", 10, 10)]
     assert limits.dropped_share(res) == pytest.approx(6 / 20)
     assert limits.dropped_share([part("a", 0, 0)]) == 0.0
+
+
+def test_immature_partitions_are_recorded_not_held_to_the_dropped_limit():
+    young = {**part("c", 10, 0, {REV: 10}), "immature": ["d28"], "immature_rows": 10}
+    res = [part("a", 10, 9, {REV: 1}), part("b", 10, 10), young]
+    assert limits.dropped_share(res) == pytest.approx(1 / 20)  # the matured rows only
+    assert limits.dropped_share([young]) == 0.0
+    m = limits.measure(res)
+    assert m["rows_immature"] == 10 and m["immature_partitions"] == ["c"]
+    limits.check_dropped("train", res, 0.1, "f")  # 5% of the matured rows: passes
+    with pytest.raises(DataError, match="dropped 1 of its 20 rows"):
+        limits.check_dropped("train", res, 0.01, "f")
 
 
 def test_largest_row_across_partitions():

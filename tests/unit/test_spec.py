@@ -129,3 +129,55 @@ def test_data_root_override(monkeypatch):
     monkeypatch.setenv("LTV_DATA_ROOT", "s3://bucket/smadex")
     assert spec.root_path("train") == "s3://bucket/smadex/train/train"
     assert spec.root_path("test", "/data/x") == "/data/x/test/test"
+
+
+def _daily(tmp_path, **changes) -> Path:
+    data = {
+        "name": "daily", "data_root": str(tmp_path), "roots": {"train": "train"}, "id_column": "user_id",
+        "partition": {"key": "install_date", "format": "%Y-%m-%d", "grain_hours": 24},
+        "labels": {"primary": "d120", "horizons": [{"name": "d120", "days": 120, "revenue": "d120_rev"}]},
+        "columns": [{"name": "user_id", "type": "string", "role": "id"},
+                    {"name": "d120_rev", "type": "float64", "role": "label"},
+                    {"name": "d0_rev", "type": "float64", "kind": "numeric"}],
+    }
+    for key, value in changes.items():
+        data[key] = value
+    return write(tmp_path, data)
+
+
+def test_a_daily_grain_takes_a_date_only_partition_format(tmp_path):
+    spec = load_spec(_daily(tmp_path))
+    when = spec.partition.parse("2024-03-13")
+    assert spec.partition.render(when) == "2024-03-13" and when.hour == 0
+    # the same format on an hourly grain cannot tell the hours apart; a month format loses the day
+    with pytest.raises(SpecError, match="loses the hour"):
+        load_spec(_daily(tmp_path, partition={"key": "install_date", "format": "%Y-%m-%d", "grain_hours": 1}))
+    with pytest.raises(SpecError, match="loses the date"):
+        load_spec(_daily(tmp_path, partition={"key": "install_date", "format": "%Y-%m", "grain_hours": 24}))
+
+
+def test_spec_windows_are_checked_against_the_grain(tmp_path):
+    spec = load_spec(_daily(tmp_path, windows={"train_hours": 1440, "maturity": "primary"}))
+    assert spec.windows.given() == {"train_hours": 1440, "maturity": "primary"}
+    with pytest.raises(SpecError, match="windows.holdout_hours 30 is not a multiple of partition.grain_hours 24"):
+        load_spec(_daily(tmp_path, windows={"holdout_hours": 30}))
+    with pytest.raises(SpecError, match="maturity"):
+        load_spec(_daily(tmp_path, windows={"maturity": -1}))
+    with pytest.raises(SpecError, match="generator"):
+        load_spec(_daily(tmp_path, generator="nope"))
+
+
+def test_gaming_spec_predicts_d120_from_day_0_only():
+    spec = load_spec("config/datasets/gaming_d120.yaml")
+    assert spec.generator == "gaming" and spec.id_column == "user_id" and spec.partition.key == "install_date"
+    assert [h.days for h in spec.labels.horizons] == [3, 7, 14, 30, 60, 90, 120]
+    assert spec.primary.revenue == "d120_rev" and spec.max_horizon_days == 120
+    # the prediction point is the end of day 0: every feature is an install attribute or a day-0 value
+    for name in spec.feature_names:
+        assert not spec.is_excluded_name(name), name
+        assert "_d0" in name or name.startswith("d0_") or spec.column(name).kind is FeatureKind.categorical \
+            or name in ("is_optin", "iap_ads_count"), name
+    for name in spec.outcome_names:
+        assert spec.is_excluded_name(name), name
+    assert spec.windows.given() == {"maturity": "longest", "train_hours": 1440, "validation_hours": 336,
+                                    "holdout_hours": 336, "scoring_hours": 168}

@@ -111,3 +111,34 @@ def test_a_partition_not_spelled_as_the_format_fails_naming_the_rename(tmp_path)
     (tmp_path / "datetime=2025-10-1-5-00").mkdir()
     with pytest.raises(DataError, match=r"does not match the spec's format.*rename it datetime=2025-10-01-05-00"):
         list_partitions(str(tmp_path), SPEC)
+
+
+GAMING = load_spec("config/datasets/gaming_d120.yaml")
+
+
+def test_a_spec_windows_block_replaces_the_config_lengths_and_explicit_windows_still_win():
+    """gaming_d120: daily partitions, 120-day labels; its own lengths, not the config's 96 hours."""
+    L = datetime(2024, 3, 13, 5, 0, tzinfo=UTC)  # floored to the daily grain
+    w = labelled_windows(L, load_config().windows, GAMING)
+    assert w["holdout"].end == datetime(2023, 11, 14, tzinfo=UTC)  # 120 days (longest) before 2024-03-13
+    assert (w["train"].hours, w["validation"].hours, w["holdout"].hours) == (1440, 336, 336)
+    assert w["train"].end == w["validation"].start and w["validation"].end == w["holdout"].start
+    # an explicit window (a param, a backfill) wins over the spec's lengths
+    cfg = RunParams.parse({"train_start": "2023-09-01", "train_end": "2023-10-01"}).apply(load_config())
+    assert labelled_windows(L, cfg.windows, GAMING)["train"].hours == 720
+    # a spec without the block keeps the config's
+    assert labelled_windows(L, load_config().windows, SPEC)["train"].hours == 96
+
+
+def test_daily_partitions_list_and_score_by_the_spec_windows(tmp_path):
+    days = [f"2024-03-{d:02d}" for d in range(1, 13)]
+    for d in days:
+        (tmp_path / f"install_date={d}").mkdir()
+        (tmp_path / f"install_date={d}" / "part-0.parquet").write_bytes(b"")
+    parts = list_partitions(str(tmp_path), GAMING)
+    assert [p.value for p in parts] == days and parts[0].time == datetime(2024, 3, 1, tzinfo=UTC)
+    sw = scoring_window(datetime(2024, 3, 13, tzinfo=UTC), load_config().windows, GAMING, parts)
+    assert [p.value for p in select(parts, sw, GAMING, "x")] == days[-7:]  # scoring_hours 168: 7 days
+    (tmp_path / "install_date=2024-3-5").mkdir()
+    with pytest.raises(DataError, match="spelled install_date=2024-03-05"):
+        list_partitions(str(tmp_path), GAMING)
