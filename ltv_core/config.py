@@ -164,7 +164,8 @@ class TrackingConfig(BaseModel):
 
     uri: str | None = Field(default=None, min_length=1)  # null: $MLFLOW_TRACKING_URI, else tracking off
     experiment: str = Field(default="ltv_daily", min_length=1)
-    registered_model: str | None = Field(default=None, min_length=1)  # null: ltv_<dataset spec name>
+    # null: ltv_<dataset spec name>. Letters, digits, _ . - and spaces: it is quoted in registry searches.
+    registered_model: str | None = Field(default=None, pattern=r"^[\w.\- ]+$")
     # Artefact root of the experiment when this run creates it (file / SQLite stores); null: the
     # tracking server's default (mlflow-artifacts:/ when it serves artefacts), else MLflow's ./mlruns.
     artifact_location: str | None = Field(default=None, min_length=1)

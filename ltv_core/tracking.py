@@ -61,6 +61,7 @@ BATCH = 100                 # params / tags / metrics per log_batch request (MLf
 PARAM_CHARS = 500           # a param value's length every MLflow server accepts
 TAG_CHARS = 5000
 _KEY = re.compile(r"[^\w\-. /]")  # characters MLflow refuses in a param or metric name
+_MODEL_NAME = re.compile(r"[^\w.\-]")  # characters left out of the default registered model name
 
 
 class TrackingError(LtvError):
@@ -86,7 +87,8 @@ def target(config: TrackingConfig, spec_name: str, environ: Mapping[str, str] | 
     uri = config.uri or env.get(ENV_URI, "").strip() or None
     if uri is None:
         return None
-    return Target(uri=uri, experiment=config.experiment, registered_model=config.registered_model or f"ltv_{spec_name}",
+    model = config.registered_model or "ltv_" + _MODEL_NAME.sub("_", spec_name)
+    return Target(uri=uri, experiment=config.experiment, registered_model=model,
                   required=config.required, artifact_location=config.artifact_location,
                   http_retries=config.http_retries, http_timeout=config.http_timeout)
 

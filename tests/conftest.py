@@ -22,8 +22,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-# Tests must not pick up a developer's data or store roots.
-for var in ("LTV_DATA_ROOT", "LTV_STORE_ROOT", "LTV_DASK_SCHEDULER", "LTV_PIPELINE_CONFIG"):
+# Tests must not pick up a developer's data or store roots, nor mirror to their MLflow server.
+for var in ("LTV_DATA_ROOT", "LTV_STORE_ROOT", "LTV_DASK_SCHEDULER", "LTV_PIPELINE_CONFIG", "MLFLOW_TRACKING_URI"):
     os.environ.pop(var, None)
 
 BIN = Path(sys.executable).parent  # .venv/bin: dask, airflow

@@ -87,6 +87,9 @@ def test_the_target_is_off_without_a_uri_and_the_config_wins_over_the_variable()
     assert (own.uri, own.registered_model, own.required) == ("sqlite:///x.db", "ltv", True)
     with pytest.raises(ValueError, match="extra"):
         TrackingConfig(url="http://typo")
+    with pytest.raises(ValueError, match="registered_model"):
+        TrackingConfig(registered_model="it's")  # quoted in registry searches
+    assert tracking.target(TrackingConfig(uri="x"), "my spec/v2").registered_model == "ltv_my_spec_v2"
 
 
 def test_params_metrics_tags_artefacts_and_the_model_version_are_logged(tgt, mc):
