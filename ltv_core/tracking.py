@@ -243,7 +243,8 @@ def log_record(mc: MlflowClient, run: Run, record: RunRecord) -> None:
         log.info("MLflow run %s: params changed since it was first logged, kept as tags param.<key>: %s",
                  run.info.run_id, sorted(changed))
     params = [Param(k, v) for k, v in record.params.items() if k not in old]
-    tags = [RunTag(k, v[:TAG_CHARS]) for k, v in {**record.tags, **{f"param.{k}": v for k, v in changed.items()}}.items()]
+    tagged = {**record.tags, **{f"param.{k}": v for k, v in changed.items()}}
+    tags = [RunTag(k, v[:TAG_CHARS]) for k, v in tagged.items()]
     now = int(time.time() * 1000)
     metrics = [Metric(k, v, now, 0) for k, v in record.metrics.items()]
     for i in range(0, max(len(params), len(tags), len(metrics)), BATCH):
@@ -388,7 +389,7 @@ def run_record(ctx: RunContext, decision: Decision, model: ModelRef | None) -> R
 def flat_params(prefix: str, value: Any) -> dict[str, str]:
     """Nested config values as ``prefix.key.key`` params; lists, numbers and null as JSON."""
     if isinstance(value, dict) and value:
-        return {k: v for key, item in value.items() for k, v in flat_params(f"{prefix}.{_KEY.sub('_', str(key))}", item).items()}
+        return {k: v for key, item in value.items() for k, v in flat_params(_name(prefix, key), item).items()}
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return {prefix: text[:PARAM_CHARS]}
 
@@ -396,10 +397,14 @@ def flat_params(prefix: str, value: Any) -> dict[str, str]:
 def flat_metrics(prefix: str, value: Any) -> dict[str, float]:
     """The finite numbers of a (nested) metrics block as ``prefix.name`` metrics (no booleans, no nulls)."""
     if isinstance(value, dict):
-        return {k: v for key, item in value.items() for k, v in flat_metrics(f"{prefix}.{_KEY.sub('_', str(key))}", item).items()}
+        return {k: v for key, item in value.items() for k, v in flat_metrics(_name(prefix, key), item).items()}
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return {prefix: float(value)}
     return {}
+
+
+def _name(prefix: str, key: Any) -> str:
+    return f"{prefix}.{_KEY.sub('_', str(key))}"
 
 
 def _json(obj: Any) -> bytes:
