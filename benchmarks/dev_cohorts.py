@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         info = stack.decisions["stacker"]
         out[tag] = {k2: info.get(k2) for k2 in ("chosen", "value", "hurdle_val_rmsle", "stacker_val_rmsle",
                                                 "hurdle_value_val_gini", "value_head_val_gini")}
+        out[tag]["race"] = stack.decisions["race"]["winners"]
         out[tag]["seconds"] = round(time.perf_counter() - t0, 1)
         log(f"{tag}: {out[tag]}")
     print(json.dumps(out, default=float))

@@ -107,6 +107,20 @@ class CohortsConfig(_Strict):
         return self
 
 
+class RaceConfig(_Strict):
+    """The candidates race (models/race.py): another fitted model replaces the stack's point (by
+    validation RMSLE) or value (by validation Gini) only when the paired bootstrap interval of the
+    difference lies beyond the margin."""
+
+    enabled: bool = True
+    margin_rmsle: float = Field(default=0.0, ge=0)
+    margin_gini: float = Field(default=0.0, ge=0)
+    n_boot: int = Field(default=200, ge=10)
+    level: float = Field(default=0.95, gt=0, lt=1)
+    # which fitted models may replace the stack: baselines and candidate strategies by name
+    contenders: list[str] = Field(default_factory=lambda: ["lgbm_log1p", "lgbm_tweedie", "cohorts"])
+
+
 class EvaluationConfig(_Strict):
     n_boot: int = Field(default=1000, ge=10)
     level: float = Field(default=0.95, gt=0, lt=1)
@@ -126,6 +140,7 @@ class ModelsConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
+    race: RaceConfig = Field(default_factory=RaceConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")
@@ -139,6 +154,8 @@ class ModelsConfig(_Strict):
             raise ValueError(f"stacker.learners {self.stacker.learners}; known {BASE_LEARNERS}")
         if "cohorts" in self.stacker.learners and not self.cohorts.enabled:
             raise ValueError("stacker.learners lists 'cohorts' but cohorts.enabled is false")
+        if set(self.race.contenders) - set(BASELINES) - {"cohorts"}:
+            raise ValueError(f"race.contenders {self.race.contenders}; known {[*BASELINES, 'cohorts']}")
         if set(self.baselines.names) - set(BASELINES):
             raise ValueError(f"baselines.names {self.baselines.names}; known {BASELINES}")
         if self.resample.regressor.correction == "prior":

@@ -83,7 +83,7 @@ def stack_to_blobs(stack: FittedStack) -> dict[str, bytes]:
     manifest = {"format": FORMAT, "horizons": stack.horizons, "primary": stack.primary, "revenue": stack.revenue,
                 "late_log1p": stack.late_log1p, "late_mean": stack.late_mean,
                 "base_models": sorted(stack.base_models), "has_stacker": stack.stacker is not None,
-                "decisions": stack.decisions, "metrics": stack.metrics}
+                "decisions": stack.decisions, "metrics": stack.metrics, "race": stack.race}
     blobs["manifest.json"] = json.dumps(to_jsonable(manifest), allow_nan=False, indent=1).encode()
     return blobs
 
@@ -105,4 +105,5 @@ def stack_from_blobs(blobs: dict[str, bytes]) -> FittedStack:
                        late_mean=m["late_mean"],
                        stacker=loads(blobs["stacker.json"]) if m["has_stacker"] else None,
                        base_models={n: loads(blobs[f"base_{n}.json"]) for n in m["base_models"]},
-                       gate=loads(blobs["gate.json"]), decisions=m["decisions"], metrics=m["metrics"])
+                       gate=loads(blobs["gate.json"]), decisions=m["decisions"], metrics=m["metrics"],
+                       race=m.get("race") or {})

@@ -11,6 +11,10 @@ Outputs per row (``FittedStack.predict``), for each horizon h of the spec:
   validation Gini, it replaces the primary level (longer horizons keep their hurdle distance).
 * ``p_buyer``: calibrated P(revenue_primary > 0 | x)
 
+When the candidates race (``models/race.py``) found another fitted model significantly better on
+validation for an output, that model's prediction replaces the primary level of that output
+(``FittedStack.race``); the other horizons keep their distance to it.
+
 L_h / Lv_h are the training means of log1p(y_h) / y_h over rows that did not buy by the primary
 horizon (late buyers; 0 for horizons up to the primary). Both columns are monotone across horizons
 for every row.
@@ -55,6 +59,9 @@ class FittedStack:
     gate: Gate = field(default_factory=Gate)
     decisions: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # the candidates race (models/race.py): output ("point" | "value") -> the base_models entry
+    # that replaces the stack's primary level for it; absent = the stack's own
+    race: dict[str, str] = field(default_factory=dict)
 
     @property
     def primary_index(self) -> int:
@@ -70,6 +77,7 @@ class FittedStack:
                     *self.regressor.boosters_]
         if self.stacker is not None and (getattr(self.stacker, "use_point", True) or self.has_value_head):
             boosters += [b for m in self.base_models.values() for b in m.boosters()]
+        boosters += [b for name in self.race.values() for b in self.base_models[name].boosters()]
         used: set[str] = set()
         for b in boosters:
             used |= {n for n, c in zip(b.feature_name(), b.feature_importance("split"), strict=True) if c > 0}
@@ -99,7 +107,7 @@ class FittedStack:
             parts["direct"] = self.base_models["direct_log1p"].predict_raw(X)
         if "tweedie" in self.base_models:
             parts["tweedie"] = self.base_models["tweedie"].predict_raw(X)
-        if "cohorts" in self.base_models:
+        if self.stacker is not None and "cohorts" in self.stacker.learners:
             cohorts = self.base_models["cohorts"]
             parts["cohort_log1p"], parts["cohort_value"] = cohorts.predict_log1p(X), cohorts.predict_value(X)
         return parts
@@ -117,18 +125,31 @@ class FittedStack:
         distance to the primary, clipped >= 0: still monotone)."""
         p = comp["p"][:, None]
         V = p * comp["m_mean"] + (1 - p) * np.asarray(self.late_mean)[None, :]
-        if not self.has_value_head:
+        if "value" in self.race:
+            v = self.race_output("value", X)
+        elif self.has_value_head:
+            v = self.stacker.predict_value(self.meta_parts(X, comp))
+        else:
             return V
-        v = self.stacker.predict_value(self.meta_parts(X, comp))
         return np.maximum(V - V[:, [self.primary_index]] + v[:, None], 0.0)
 
+    def race_output(self, output: str, X: pd.DataFrame | DenseMatrix) -> np.ndarray:
+        """The race winner's primary-horizon output (revenue scale) for ``output``."""
+        model = self.base_models[self.race[output]]
+        if output == "value" and hasattr(model, "predict_value"):
+            return model.predict_value(X)
+        return model.predict(X)
+
     def point_log1p(self, X: pd.DataFrame, comp: dict[str, np.ndarray]) -> np.ndarray:
-        """Ungated E[log1p y_h | x]: hurdle, with the primary level replaced by the stacker when it
-        was chosen (other horizons keep their hurdle distance to the primary: still monotone)."""
+        """Ungated E[log1p y_h | x]: hurdle, with the primary level replaced by the race winner or
+        else the stacker when it was chosen (other horizons keep their hurdle distance to the primary: still monotone)."""
         H = self.hurdle_log1p(comp["p"], comp["m_log1p"])
-        if self.stacker is None or not getattr(self.stacker, "use_point", True):
+        if "point" in self.race:
+            s = np.log1p(np.maximum(self.race_output("point", X), 0.0))
+        elif self.stacker is None or not getattr(self.stacker, "use_point", True):
             return H
-        s = self.stacked_primary(X, comp)
+        else:
+            s = self.stacked_primary(X, comp)
         return np.maximum(H - H[:, [self.primary_index]] + s[:, None], 0.0)
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:

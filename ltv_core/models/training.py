@@ -28,6 +28,7 @@ import pandas as pd
 from ltv_core import metrics
 from ltv_core.models.baselines import Baseline
 from ltv_core.models.cohorts import CohortModel
+from ltv_core.models.race import INCUMBENT, contender_outputs, run_race
 from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.config import ModelsConfig, load_models_config
 from ltv_core.models.gate import Gate, optimize_gate
@@ -44,6 +45,7 @@ __all__ = [
     "fit_candidates",
     "fit_stacker",
     "optimize_gate_stage",
+    "race_outputs",
     "train_classifier",
     "train_regressor",
     "train_stack",
@@ -163,8 +165,10 @@ def train_regressor(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd
 # --- stage 4: stacker -----------------------------------------------------------------------------
 def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame,
                 spec: DatasetSpec, config: ModelsConfig, stack: FittedStack,
-                base_models: dict[str, Baseline] | None = None) -> tuple[FittedStack, dict[str, Any]]:
-    """OOF stacker vs the plain hurdle on validation; keeps the better one (decision recorded).
+                base_models: dict[str, Baseline] | None = None,
+                contenders: dict[str, Any] | None = None) -> tuple[FittedStack, dict[str, Any]]:
+    """OOF stacker vs the plain hurdle on validation; keeps the better one (decision recorded);
+    then the candidates race (``race_outputs``) of the result against ``contenders``.
 
     Two separate decisions on validation: the point meta-learner (``chosen``: by RMSLE) and the
     value head (``value``: by normalized Gini of value_<primary> against the hurdle value with
@@ -181,10 +185,12 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
     if len(np.unique(y_val > 0)) == 2:  # cross-fitted calibration: the hurdle is not scored in-sample
         p_cf = stack.classifier.crossfit_proba(comp_val["p_raw"], (y_val > 0).astype(float))
     hurdle_val = np.expm1(stack.hurdle_log1p(p_cf, comp_val["m_log1p"])[:, k])
+    hurdle_value_val = p_cf * comp_val["m_mean"][:, k] + (1 - p_cf) * stack.late_mean[k]
     info: dict[str, Any] = {"hurdle_val_rmsle": metrics.rmsle(y_val, hurdle_val)}
     if not config.stacker.enabled:
         stack.decisions["stacker"] = {"chosen": "hurdle", "reason": "stacker disabled", **info}
-        return stack, info
+        return race_outputs(stack, X_val, y_val, {"point": hurdle_val, "value": hurdle_value_val}, contenders,
+                            config, info)
     t0 = time.perf_counter()
     sc = config.stacker
     y = revenue_matrix(labels_train, spec)[:, k]
@@ -213,7 +219,6 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
         t1 = time.perf_counter()
         stacker.fit_value(oof, y, variance_power=sc.value_variance_power, value_params=sc.value_params or None)
         head_val = stacker.predict_value(candidate.meta_parts(X_val, comp_val))
-        hurdle_value_val = p_cf * comp_val["m_mean"][:, k] + (1 - p_cf) * stack.late_mean[k]
         info.update({"value_head_val_gini": metrics.normalized_gini(y_val, head_val),
                      "hurdle_value_val_gini": metrics.normalized_gini(y_val, hurdle_value_val),
                      "value_rounds": stacker.value_rounds_, "value_seconds": round(time.perf_counter() - t1, 2)})
@@ -224,7 +229,32 @@ def fit_stacker(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
     stacker.use_point = keep
     chosen = candidate if keep or keep_value else stack
     chosen.decisions["stacker"] = info
-    return chosen, info
+    shipped = {"point": stacked_val if keep else hurdle_val, "value": head_val if keep_value else hurdle_value_val}
+    return race_outputs(chosen, X_val, y_val, shipped, contenders, config, info)
+
+
+def race_outputs(stack: FittedStack, X_val: pd.DataFrame, y_val: np.ndarray, shipped: dict[str, np.ndarray],
+                 contenders: dict[str, Any] | None, config: ModelsConfig,
+                 info: dict[str, Any]) -> tuple[FittedStack, dict[str, Any]]:
+    """The candidates race (models/race.py) of the stack's validation outputs ``shipped`` (the same
+    out-of-sample predictions its own decisions used) against the configured ``contenders``; a
+    winner is attached to the stack as a base model and named in ``stack.race``."""
+    rc = config.race
+    pool = {n: m for n, m in (contenders or {}).items() if n in rc.contenders}
+    if not rc.enabled or not pool:
+        info["race"] = {"enabled": rc.enabled, "winners": {"point": "stack", "value": "stack"},
+                        "reason": "race disabled" if not rc.enabled else "no contender fitted"}
+        stack.decisions["race"] = info["race"]
+        return stack, info
+    result = run_race(y_val, shipped, contender_outputs(pool, X_val), margin_rmsle=rc.margin_rmsle,
+                      margin_gini=rc.margin_gini, n_boot=rc.n_boot, level=rc.level, seed=config.seed)
+    race = {output: name for output, name in result.winners.items() if name != INCUMBENT}
+    if race:
+        stack = dataclasses.replace(stack, base_models={**stack.base_models, **{n: pool[n] for n in race.values()}},
+                                    race=race)
+    info["race"] = {"enabled": True, **result.to_dict()}
+    stack.decisions["race"] = info["race"]
+    return stack, info
 
 
 def _base_models(X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray, config: ModelsConfig,
@@ -264,14 +294,16 @@ def optimize_gate_stage(stack: FittedStack, X_val: pd.DataFrame, labels_val: pd.
 # --- everything -----------------------------------------------------------------------------------
 def train_stack(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame,
                 spec: DatasetSpec, config: ModelsConfig | None = None,
-                base_models: dict[str, Baseline] | None = None) -> FittedStack:
-    """resample -> classifier -> regressor -> stacker -> gate; rows of both frames in time order."""
+                base_models: dict[str, Any] | None = None, contenders: dict[str, Any] | None = None) -> FittedStack:
+    """resample -> classifier -> regressor -> stacker (+ the candidates race) -> gate; rows of both
+    frames in time order. ``contenders`` default to the fitted ``base_models`` given."""
     config = config or load_models_config()
     plans, r_info = resample_stage(labels_train, spec, config)
     clf, c_info = train_classifier(X_train, labels_train, X_val, labels_val, spec, config, plans["classifier"])
     reg, g_info = train_regressor(X_train, labels_train, X_val, labels_val, spec, config, plans["regressor"])
     stack = assemble_stack(clf, reg, labels_train, spec)
-    stack, s_info = fit_stacker(X_train, labels_train, X_val, labels_val, spec, config, stack, base_models)
+    stack, s_info = fit_stacker(X_train, labels_train, X_val, labels_val, spec, config, stack, base_models,
+                                base_models if contenders is None else contenders)
     gate, gate_info = optimize_gate_stage(stack, X_val, labels_val, spec, config)
     stack.gate = gate
     stack.metrics = {"resample": r_info, "classifier": c_info, "regressor": g_info, "stacker": s_info,

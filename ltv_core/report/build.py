@@ -200,6 +200,30 @@ def _metrics_table(inp: ReportInputs, blocks: dict[str, Any]) -> dict[str, Any]:
             "uses": ", ".join(f"{m}: {c}" for m, c in METRIC_COLUMNS.items())}
 
 
+RACE_HEAD = ["output", "metric", "predictor", "validation", "− stack", "lo", "hi", "significantly better", "shipped"]
+
+
+def _race(stage_info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The candidates race recorded by fit_stacker (models/race.py): winners and one row per
+    output and contender, from the validation window."""
+    race = (stage_info.get("fit_stacker") or {}).get("race")
+    if not isinstance(race, Mapping):
+        return None
+    winners = race.get("winners") or {}
+    rows = []
+    for output in ("point", "value"):
+        block = race.get(output)
+        if not isinstance(block, Mapping):
+            continue
+        metric = block.get("metric")
+        for name, c in (block.get("candidates") or {}).items():
+            ci = c.get("diff_vs_stack_ci") or {}
+            rows.append([output, metric, name, c.get(metric), ci.get("diff"), ci.get("lo"), ci.get("hi"),
+                         "" if name == "stack" else ("yes" if c.get("significantly_better") else "no"),
+                         "✔" if winners.get(output) == name else ""])
+    return {"winners": winners, "rows": rows, "reason": race.get("reason"), "margin": race.get("margin")}
+
+
 def _ci_rows(ev: Mapping[str, Any]) -> list[list[Any]]:
     rows = []
     for key, vs in (("rmsle_diff_ci", "best_baseline_rmsle"), ("gini_diff_ci", "best_baseline_gini")):
@@ -279,7 +303,9 @@ def build_report(inputs: ReportInputs) -> tuple[str, dict[str, Any]]:
         ci_rows=_ci_rows(inputs.evaluation),
         horizon_head=["horizon", "column", *TABLE], horizon_rows=_horizon_rows(inputs.evaluation),
         proba_head=list(PROBA_METRICS), proba_row=[model.get(k) for k in PROBA_METRICS],
-        stage_info=inputs.stage_info, drift=_drift(inputs.drift),
+        stage_info={k: ({kk: vv for kk, vv in v.items() if kk != "race"} if isinstance(v, Mapping) else v)
+                    for k, v in inputs.stage_info.items()},
+        race=_race(inputs.stage_info), race_head=RACE_HEAD, drift=_drift(inputs.drift),
         evaluation_json=json.dumps(json_safe(inputs.evaluation), indent=2, sort_keys=True),
         gain_png=plots.gain_plot(y, curves), calibration_png=plots.calibration_plot(y, p),
         decile_png=plots.decile_plot(y, value, inputs.primary),

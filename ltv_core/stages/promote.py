@@ -37,7 +37,7 @@ DECISION = "decision.json"
 REPORT_HTML = "report.html"
 REPORT_METRICS = "metrics.json"
 # What the report shows of each modelling stage's manifest.
-STAGE_INFO_KEYS = ("calibration", "chosen", "gate", "best_iterations", "auc", "brier", "plans")
+STAGE_INFO_KEYS = ("calibration", "chosen", "gate", "best_iterations", "auc", "brier", "plans", "race")
 REPORTED_STAGES = (Stage.RESAMPLE, Stage.TRAIN_CLASSIFIER, Stage.TRAIN_REGRESSOR, Stage.FIT_STACKER,
                    Stage.OPTIMIZE_GATE)
 

@@ -225,3 +225,21 @@ def test_a_candidate_strategy_is_a_row_of_the_metrics_table_judged_like_the_mode
     assert block["gini"] == pytest.approx(metrics.normalized_gini(inp.y_true, value))
     row = re.search(r"<tr[^>]*>\s*<td>\s*cohorts\s*</td>\s*<td>candidate</td>", html)
     assert row, "the metrics table has no candidate row for cohorts"
+
+
+def test_the_candidates_race_is_shown_with_its_evidence_and_winner() -> None:
+    import dataclasses
+
+    ci = {"metric": "rmsle", "diff": -0.02, "lo": -0.03, "hi": -0.01, "level": 0.95, "n_boot": 100, "seed": 0}
+    race = {"enabled": True, "winners": {"point": "lgbm_log1p", "value": "stack"}, "margin": {"rmsle": 0.0},
+            "point": {"metric": "rmsle", "winner": "lgbm_log1p", "candidates": {
+                "stack": {"rmsle": 0.41}, "lgbm_log1p": {"rmsle": 0.39, "diff_vs_stack_ci": ci,
+                                                         "significantly_better": True}}},
+            "value": {"metric": "gini", "winner": "stack", "candidates": {"stack": {"gini": 0.7}}}}
+    inp = _inputs()
+    html, _ = build_report(dataclasses.replace(inp, stage_info={"fit_stacker": {"chosen": "hurdle", "race": race}}))
+    assert "point pred_d7 ← <b>lgbm_log1p</b>" in html and "value value_d7 ←\n<b>stack</b>" in html
+    assert re.search(r"<td>point</td><td>rmsle</td><td>lgbm_log1p</td><td>0.3900</td><td>-0.0200</td>"
+                     r"<td>-0.0300</td><td>-0.0100</td><td>yes</td><td>✔</td>", html)
+    html2, _ = build_report(inp)
+    assert "No candidates race was recorded" in html2
