@@ -182,7 +182,10 @@ def _metrics_table(inp: ReportInputs, blocks: dict[str, Any]) -> dict[str, Any]:
     """Columns (name, direction, model column) and rows (label, kind, values) of the metrics table."""
     model, champ = blocks["model"], blocks["champion"]
     names = [m for m in TABLE if m in model]
-    rows: list[dict[str, Any]] = [{"label": "model", "kind": "model", "values": [model[m] for m in names]}]
+    winners = (_race(inp.stage_info) or {}).get("winners") or {}
+    shipped = ", ".join(f"{o} ← {w}" for o, w in winners.items() if w != "stack")
+    rows: list[dict[str, Any]] = [{"label": "model", "kind": "model", "values": [model[m] for m in names],
+                                   "note": shipped}]
     if champ is not None:
         rows.append({"label": "champion", "kind": "champion", "run_id": (inp.champion or {}).get("run_id", ""),
                      "values": [champ.get(m) for m in names]})

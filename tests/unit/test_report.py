@@ -241,5 +241,6 @@ def test_the_candidates_race_is_shown_with_its_evidence_and_winner() -> None:
     assert "point pred_d7 ← <b>lgbm_log1p</b>" in html and "value value_d7 ←\n<b>stack</b>" in html
     assert re.search(r"<td>point</td><td>rmsle</td><td>lgbm_log1p</td><td>0.3900</td><td>-0.0200</td>"
                      r"<td>-0.0300</td><td>-0.0100</td><td>yes</td><td>✔</td>", html)
+    assert "<b>model</b> <small>(point ← lgbm_log1p)</small>" in html  # the metrics table names it too
     html2, _ = build_report(inp)
     assert "No candidates race was recorded" in html2
