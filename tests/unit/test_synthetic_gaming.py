@@ -120,7 +120,8 @@ def test_oracle_log_moment_matches_adaptive_quadrature(r0, mu):
         return np.log1p(r0 + min(np.exp(mu + c.sigma * z), c.cap)) * st.norm.pdf(z)
 
     zb = (np.log(c.cap) - mu) / c.sigma
-    inside = integrate.quad(f, -12, zb, limit=200, epsabs=1e-13, epsrel=1e-12)[0] + np.log1p(r0 + c.cap) * st.norm.sf(zb)
+    inside = integrate.quad(f, -12, zb, limit=200, epsabs=1e-13, epsrel=1e-12)[0]
+    inside += np.log1p(r0 + c.cap) * st.norm.sf(zb)
     expected = 0.5 * np.log1p(r0) + 0.5 * inside  # p = sigmoid(0) = 1/2
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
 

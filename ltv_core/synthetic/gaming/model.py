@@ -27,7 +27,8 @@ from ltv_core.synthetic.arrow_build import take_strings, uuid4_strings
 from ltv_core.synthetic.gaming.vocab import (APP_IDS, GAME_TYPE, ORGANIC_EFFECTS, ORGANIC_SHARE, PRICE_POINTS,
                                              GamingVocab)
 
-__all__ = ["COEF", "GamingCoefficients", "HORIZON_COLUMNS", "HORIZON_DAYS", "draw_users", "label_inputs", "linear_predictors",
+__all__ = ["COEF", "GamingCoefficients", "HORIZON_COLUMNS", "HORIZON_DAYS", "draw_users", "label_inputs",
+           "linear_predictors",
            "draw_future", "oracle"]
 
 HORIZON_DAYS = (3, 7, 14, 30, 60, 90, 120)  # cumulative revenue columns d{h}_rev after the day-0 ones

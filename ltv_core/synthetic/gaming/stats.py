@@ -110,7 +110,8 @@ def gaming_statistics(out: str | Path, spec_path: str = "config/datasets/gaming_
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ltv_core.synthetic.gaming.stats", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", help="a folder written by `python -m ltv_core generate --spec config/datasets/gaming_d120.yaml`")
+    p.add_argument("out", help="a folder written by `python -m ltv_core generate --spec "
+                               "config/datasets/gaming_d120.yaml`")
     p.add_argument("--spec", default="config/datasets/gaming_d120.yaml")
     args = p.parse_args(argv)
     print(json.dumps({"seed": SEED_STATISTICS, "generated": gaming_statistics(args.out, args.spec)}, indent=2))

@@ -71,9 +71,8 @@ ORGANIC_EFFECTS = (0.15, 0.05)  # engagement, revenue
 N_CAMPAIGNS = 240  # per platform
 N_AD_NETWORKS = 18
 
-# In-app purchase price points (USD) and their shares among purchases
+# In-app purchase price points (USD)
 PRICE_POINTS = np.array([0.99, 1.99, 4.99, 9.99, 19.99, 49.99, 99.99])
-PRICE_SHARES = np.array([0.34, 0.22, 0.2, 0.12, 0.07, 0.035, 0.015])
 
 
 @dataclass(frozen=True)

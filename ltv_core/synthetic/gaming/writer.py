@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from ltv_core.errors import SpecError
 from ltv_core.spec import DatasetSpec, load_spec
-from ltv_core.synthetic.gaming.model import HORIZON_COLUMNS, HORIZON_DAYS, draw_future, draw_users, label_inputs, linear_predictors, oracle
+from ltv_core.synthetic.gaming.model import (HORIZON_COLUMNS, HORIZON_DAYS, draw_future, draw_users, label_inputs,
+                                             linear_predictors, oracle)
 from ltv_core.synthetic.gaming.vocab import get_vocab
 from ltv_core.synthetic.writer import (SPLIT_CODES, _atomic_write, _drop_stale_partitions, _part_numbers, _split_uuid,
                                        _table, _write_files)
