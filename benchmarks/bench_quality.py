@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ltv_core import metrics
     from ltv_core.models.config import load_models_config
-    from ltv_core.models.training import fit_baseline_models, train_stack
+    from ltv_core.models.training import fit_baseline_models, fit_candidates, train_stack
 
     spec = load_spec("config/datasets/smadex_d7.yaml")
     if spec.labels.primary != "d7":
@@ -176,14 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     t_base = time.perf_counter() - t0
     log(f"baselines fitted in {t_base:.0f}s: " + str({n: b.best_iteration for n, b in base.items()}))
     t0 = time.perf_counter()
-    stack = train_stack(Xt, Lt, Xv, Lv, spec, cfg, base_models=base)
+    cand = fit_candidates(Xt, Lt.iloc[:, k].to_numpy(), Xv, Lv.iloc[:, k].to_numpy(), cfg)
+    t_cand = time.perf_counter() - t0
+    log(f"candidates fitted in {t_cand:.0f}s: {sorted(cand)}")
+    t0 = time.perf_counter()
+    stack = train_stack(Xt, Lt, Xv, Lv, spec, cfg, base_models={**base, **cand}, contenders={**base, **cand})
     t_stack = time.perf_counter() - t0
     log(f"stack fitted in {t_stack:.0f}s; decisions: stacker={stack.decisions['stacker']['chosen']}, "
         f"calibration={stack.classifier.calibration_method_}, gate identity={stack.gate.is_identity()}")
 
     oracle = oracle_for(spec, data, Mh[spec.id_column])
     rep = stack.evaluate_on(Xh, Lh, oracle=oracle, baselines=base, n_boot=n_boot,
-                            level=cfg.evaluation.level, seed=cfg.seed)
+                            level=cfg.evaluation.level, seed=cfg.seed, candidates=cand)
     rows = rep["comparison"]["rows"]
     b_r, b_g = rep["best_baseline_rmsle"], rep["best_baseline_gini"]
     model_rmsle, base_rmsle, orc_rmsle = rows["stack_point"]["rmsle"], rows[b_r]["rmsle"], rows["oracle_point"]["rmsle"]
@@ -214,8 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         "top10_share": rows["stack_value"]["top10_share"], "best_baseline_top10_share": rows[b_g]["top10_share"],
         "classifier_auc": rep["classifier"]["auc"], "classifier_ece": rep["classifier"]["ece"],
         "stacker": stack.decisions["stacker"]["chosen"], "calibration": stack.classifier.calibration_method_,
+        "race": stack.decisions["race"]["winners"],
+        # the candidate strategies (the cohort model) on the same holdout, with stack - candidate CIs
+        "candidates": {n: {"rmsle": rows[f"{n}_point"]["rmsle"], "gini": rows[f"{n}_value"]["gini"],
+                           "stack_minus_rmsle_ci": [c["rmsle_diff_ci"]["lo"], c["rmsle_diff_ci"]["hi"]],
+                           "stack_minus_gini_ci": [c["gini_diff_ci"]["lo"], c["gini_diff_ci"]["hi"]]}
+                       for n, c in rep.get("candidates", {}).items()},
         "gate": {k2: v for k2, v in stack.gate.to_dict().items() if k2 != "search"},
-        "seconds": {"baselines": round(t_base), "stack": round(t_stack), "total": round(time.perf_counter() - t_all)},
+        "seconds": {"baselines": round(t_base), "candidates": round(t_cand), "stack": round(t_stack),
+                    "total": round(time.perf_counter() - t_all)},
         "n_boot": n_boot, "seed": args.seed,
     }
     (cache / "report.json").write_text(json.dumps({"result": result, "report": rep, "stack_metrics": stack.metrics},
