@@ -115,6 +115,7 @@ class RunSummary:
     is_champion: bool = False
     problems: tuple[str, ...] = ()
     drift: DriftSummary | None = None  # None: no committed drift stage
+    mlflow_url: str | None = None  # the run in MLflow, when promote mirrored it (ltv_core/tracking.py)
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,18 @@ def summarize_run(store: ArtifactStore, folder: str, champion: Champion | None =
         is_champion=champion is not None and champion.folder == folder,
         problems=tuple(problems),
         drift=_drift(manifests.get("drift")),
+        mlflow_url=_mlflow_url(manifests.get("promote")),
     )
+
+
+def _mlflow_url(manifest: Mapping[str, Any] | None) -> str | None:
+    """The MLflow run's address recorded by promote, only when it is a web address (a link the page
+    can show safely) and the mirror succeeded."""
+    tracking = (manifest or {}).get("tracking")
+    if not isinstance(tracking, Mapping) or tracking.get("status") != "logged":
+        return None
+    url = tracking.get("run_url")
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
 
 def _newest_first(run: RunSummary) -> tuple[datetime, datetime, str]:

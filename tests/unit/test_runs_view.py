@@ -200,3 +200,22 @@ def test_runs_page_has_a_drift_column(store: ArtifactStore) -> None:
     _manifest(store, NEW, "drift", "2025-11-04T03:30:00+00:00", flagged=True, max_psi=0.71, reasons=["x"])
     page = render_runs(build_view(store.url), "ltv_daily")
     assert "<th>Drift</th>" in page and "drift-flagged" in page and "max PSI 0.7100" in page
+
+
+def test_a_run_mirrored_to_mlflow_links_to_it_and_only_a_web_address_is_linked(store: ArtifactStore) -> None:
+    url = "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    _manifest(store, NEW, "promote", "2025-11-04T04:00:00+00:00", tracking={"status": "logged", "run_url": url})
+    _manifest(store, OLD, "promote", "2025-11-03T04:00:00+00:00",
+              tracking={"status": "logged", "run_url": "javascript:alert(1)"})
+    new, old = build_view(store.url).runs
+    assert new.mlflow_url == url and old.mlflow_url is None
+    _manifest(store, NEW, "promote", "2025-11-04T04:00:00+00:00", tracking={"status": "failed", "run_url": url})
+    assert build_view(store.url).runs[0].mlflow_url is None  # a failed mirror links nowhere
+
+    spec = importlib.util.spec_from_file_location("ltv_reports_render", FILES.with_name("render.py"))
+    assert spec and spec.loader
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    _manifest(store, NEW, "promote", "2025-11-04T04:00:00+00:00", tracking={"status": "logged", "run_url": url})
+    page = render.render_runs(build_view(store.url), "ltv_daily")
+    assert f'<a class="mlflow-link" href="{url}">MLflow run</a>' in page
