@@ -176,6 +176,22 @@ class TrackingConfig(BaseModel):
     http_timeout: int = Field(default=10, gt=0)
 
 
+class ImmatureLabelsConfig(BaseModel):
+    """Train also on users too young for the longest horizon (``ltv_core.immature``; docs/MODELS.md
+    "Immature labels"): the install days after the labelled windows, their missing horizons inferred
+    from each user's latest matured one by ``models.maturity.MaturityMultipliers`` fitted on the
+    matured training rows. Validation and holdout stay matured users only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    min_horizon: str | None = None   # shortest source horizon used (a spec horizon name); None: any
+    payer_quantiles: int = Field(default=4, ge=1)
+    min_cohort_rows: int = Field(default=30, ge=1)
+    zeros: Literal["keep", "sample"] = "keep"
+    random_state: int = 0
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -194,6 +210,7 @@ class PipelineConfig(BaseModel):
     scoring: ScoringConfig = ScoringConfig()
     drift: DriftConfig = DriftConfig()
     limits: LimitsConfig = LimitsConfig()
+    immature_labels: ImmatureLabelsConfig = ImmatureLabelsConfig()
     threads: ThreadsConfig = ThreadsConfig()
     tracking: TrackingConfig = TrackingConfig()
     source_path: str | None = None

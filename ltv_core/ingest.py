@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,8 +131,10 @@ def event_ts(table: pa.Table, spec: DatasetSpec, part_time: datetime) -> pa.Arra
     return pa.repeat(pa.scalar(int(part_time.timestamp()), pa.int64()), table.num_rows)
 
 
-def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_url: str, out_path: str) -> dict[str, Any]:
-    """Worker task: read, align, filter and write one partition."""
+def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_url: str, out_path: str,
+                    infer: Callable[[pa.Table], tuple[pa.Table, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Worker task: read, align, filter and write one partition. ``infer`` (``ltv_core.immature``)
+    fills the young rows' missing labels before incomplete rows are dropped."""
     t0 = time.time()
     fs, _ = fs_for(part.urls[0])
     tables, reports = [], []
@@ -148,6 +150,9 @@ def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_ur
         reports.append(rep)
     table = pa.concat_tables(tables) if tables else spec.arrow_schema(labelled).empty_table()
     rows_in = table.num_rows
+    inferred = None
+    if infer is not None:
+        table, inferred = infer(table)
     immature = immature_horizons(table, spec) if labelled else []
     table, dropped = drop_incomplete(table, spec, labelled)
     revenue = revenue_stats(table, spec) if labelled else None
@@ -159,6 +164,7 @@ def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_ur
         # every row of a partition some horizon has not matured in yet (excluded, not held to the limit)
         "immature": immature, "immature_rows": rows_in if immature else 0,
         "revenue": revenue,
+        **({"inferred": inferred} if inferred is not None else {}),
         "added_null": sorted({c for r in reports for c in r.added_null}),
         "dropped_unexpected": sorted({c for r in reports for c in r.dropped_unexpected}),
         "cast": sorted({c for r in reports for c in r.cast}),

@@ -84,6 +84,42 @@ def _split_output(split: str, res: list[dict[str, Any]], window: Any, measured: 
     }
 
 
+def _stage_young(ctx: RunContext, client: Any, windows: dict[str, Any], stage_dir: str,
+                 train: list[dict[str, Any]]) -> dict[str, Any]:
+    """``immature_labels``: stage the young install days of the train root as extra training rows,
+    their missing horizons inferred by multipliers fitted on the staged matured training rows."""
+    from ltv_core import immature
+
+    cfg, spec, store = ctx.config.immature_labels, ctx.spec, ctx.store
+    first = immature.min_source(cfg, spec)
+    root = spec.root_path("train", ctx.config.data_root)
+    assert root is not None
+    parts = immature.young_partitions({s: windows[s] for s in LABELLED}, ctx.logical_date, spec, root, first)
+    est = immature.fit_multipliers(store, [r["path"] for r in train if r["rows"]], spec, cfg)
+    infer = immature.Inference(est, spec, first)
+    jobs = [Job(f"train {p.value}", p.path,
+                (p, spec, True, store.url, catalog.partition_path(stage_dir, Split.TRAIN, spec.partition.key, p.value),
+                 infer)) for p in parts]
+    res = [r for _, r in fan_out(client, stage_partition, jobs, what="ingest young",
+                                 describe=lambda r: f"{r['rows']} rows ({r['seconds']:.2f}s)")]
+    res.sort(key=lambda r: r["partition"])
+    summary = immature.summarise(res, est, spec, cfg)
+    summary["files"] = [{"path": r["path"], "partition": r["partition"], "rows": r["rows"]} for r in res if r["rows"]]
+    log.info("immature labels: %d extra training rows from %d young partitions (inferred from %s; %d matured, "
+             "%d without a matured horizon dropped)", summary["rows"], len(summary["partitions"]),
+             summary["inferred_from"], summary["rows_matured"], summary["rows_unlabelled"])
+    return summary
+
+
+def _add_young(train: dict[str, Any], young: dict[str, Any]) -> None:
+    """The young rows join the training split (files, rows); the record stays beside them."""
+    files = young.pop("files")
+    train["files"] = train["files"] + files
+    train["rows_matured"] = train["rows"]
+    train["rows"] += young["rows"]
+    train["immature_labels"] = young
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     """Stage every split of the run's windows; returns the rows and window of each split. Every
     config and param of the run is checked first (``ltv_core.preflight``): a typo fails here."""
@@ -106,9 +142,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
             split = job.label.split()[0]
             results[split].append(res)
             _warn(split, res)
+        young = (_stage_young(ctx, client, windows, stage_dir, results[Split.TRAIN])
+                 if config.immature_labels.enabled else None)
     order = sorted(results, key=split_order)
     measured = {s: _check_limits(s, results[s], config, spec) for s in order}
     outputs = {s: _split_output(s, results[s], windows[s], measured[s]) for s in order}
+    if young is not None:
+        _add_young(outputs[Split.TRAIN], young)
     timer.inputs.update({
         "dataset": spec.name, "spec": spec.source_path, "data_root": spec.resolved_data_root(config.data_root),
         "logical_date": ctx.logical_date.isoformat(), "windows": describe(windows, chosen),
