@@ -147,7 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=None)
     ap.add_argument("--val-hours", type=int, default=VAL_HOURS)
     ap.add_argument("--hold-hours", type=int, default=HOLD_HOURS)
+    ap.add_argument("--dataset", default="smadex_d7",
+                    help="smadex_d7 (this file's own fit on cached features) or a spec with another generator, "
+                         "e.g. gaming_d120: the whole product pipeline on generated data (quality_pipeline.py)")
     args = ap.parse_args(argv)
+    if args.dataset != "smadex_d7":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import quality_pipeline
+
+        return quality_pipeline.main(args)
 
     from ltv_core import metrics
     from ltv_core.models.config import load_models_config
