@@ -124,6 +124,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Stage every split of the run's windows; returns the rows and window of each split. Every
     config and param of the run is checked first (``ltv_core.preflight``): a typo fails here."""
     preflight.check(ctx)
+    if ctx.config.immature_labels.enabled:
+        from ltv_core.immature import min_source
+
+        min_source(ctx.config.immature_labels, ctx.spec)  # a wrong min_horizon fails before any work
     timer = ctx.timer(STAGE)
     config, spec, store = ctx.config, ctx.spec, ctx.store
     log.info("ingest: dataset %s, store %s", spec.name, store.url)
