@@ -3,7 +3,7 @@
     runs/<run>/resample/plans.npz                       row positions + weights of the training window
     runs/<run>/train_classifier/classifier.json         runs/<run>/train_regressor/regressor.json
     runs/<run>/train_baselines/<name>.json              runs/<run>/fit_stacker/*.json (stacker, base models)
-    runs/<run>/optimize_gate/gate.json, gate_params.json
+    runs/<run>/optimize_gate/gate.json, gate_params.json, intervals.json (when intervals.enabled)
 
 Every file is JSON (``ltv_core.models.persist``, no pickle) except the plans (numpy ``.npz``).
 Every reader first reads the producing stage's manifest, which refuses a stage that did not commit.
@@ -30,6 +30,7 @@ CLASSIFIER = "classifier.json"
 REGRESSOR = "regressor.json"
 GATE = "gate.json"
 GATE_PARAMS = "gate_params.json"
+INTERVALS = "intervals.json"
 
 
 def path(store: ArtifactStore, run_id: str, stage: Stage, name: str) -> str:
@@ -95,6 +96,8 @@ def load_stack(store: ArtifactStore, run_id: str, *, gated: bool = True) -> Fitt
              REGRESSOR: store.read_bytes(path(store, run_id, Stage.TRAIN_REGRESSOR, REGRESSOR)),
              GATE: (store.read_bytes(path(store, run_id, Stage.OPTIMIZE_GATE, GATE)) if gated
                     else persist.dumps(Gate()))}
+    if gated and INTERVALS in store.read_manifest(run_id, Stage.OPTIMIZE_GATE).get("model_files", []):
+        blobs[INTERVALS] = store.read_bytes(path(store, run_id, Stage.OPTIMIZE_GATE, INTERVALS))
     folder = store.stage_dir(run_id, Stage.FIT_STACKER)
     for file in store.fs.ls(folder, detail=False):
         name = file.rsplit("/", 1)[-1]

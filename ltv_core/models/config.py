@@ -121,6 +121,23 @@ class RaceConfig(_Strict):
     contenders: list[str] = Field(default_factory=lambda: ["lgbm_log1p", "lgbm_tweedie", "cohorts"])
 
 
+class IntervalsConfig(_Strict):
+    """Per-row quantiles of primary revenue and P(revenue > whale line) (models/intervals.py),
+    fitted on the validation window by optimize_gate; scoring writes them as columns."""
+
+    enabled: bool = True
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    whale_threshold: float | None = Field(default=None, gt=0)  # revenue; null: whale_quantile of validation buyers
+    whale_quantile: float = Field(default=0.95, gt=0, lt=1)
+    bins: int = Field(default=5, ge=1)                          # groups of rows by the buyers' E[log1p y]
+
+    @model_validator(mode="after")
+    def _levels(self) -> IntervalsConfig:
+        if not self.quantiles or not all(0 < q < 1 for q in self.quantiles) or self.quantiles != sorted(self.quantiles):
+            raise ValueError(f"intervals.quantiles must be increasing levels in (0, 1), got {self.quantiles}")
+        return self
+
+
 class EvaluationConfig(_Strict):
     n_boot: int = Field(default=1000, ge=10)
     level: float = Field(default=0.95, gt=0, lt=1)
@@ -141,6 +158,7 @@ class ModelsConfig(_Strict):
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
     race: RaceConfig = Field(default_factory=RaceConfig)
+    intervals: IntervalsConfig = Field(default_factory=IntervalsConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")

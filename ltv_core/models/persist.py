@@ -18,6 +18,7 @@ from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.gate import Gate
 from ltv_core.models.regressor import MultiHorizonRegressor
 from ltv_core.models.cohorts import CohortModel
+from ltv_core.models.intervals import RevenueQuantiles
 from ltv_core.models.stacker import Stacker
 from ltv_core.models.stack import FittedStack
 
@@ -30,6 +31,7 @@ _KINDS: dict[str, type] = {
     "stacker": Stacker,
     "baseline": Baseline,
     "cohort_model": CohortModel,
+    "revenue_quantiles": RevenueQuantiles,
     "gate": Gate,
 }
 
@@ -80,6 +82,8 @@ def stack_to_blobs(stack: FittedStack) -> dict[str, bytes]:
         blobs["stacker.json"] = dumps(stack.stacker)
     for name, model in stack.base_models.items():
         blobs[f"base_{name}.json"] = dumps(model)
+    if stack.intervals is not None:
+        blobs["intervals.json"] = dumps(stack.intervals)
     manifest = {"format": FORMAT, "horizons": stack.horizons, "primary": stack.primary, "revenue": stack.revenue,
                 "late_log1p": stack.late_log1p, "late_mean": stack.late_mean,
                 "base_models": sorted(stack.base_models), "has_stacker": stack.stacker is not None,
@@ -106,4 +110,5 @@ def stack_from_blobs(blobs: dict[str, bytes]) -> FittedStack:
                        stacker=loads(blobs["stacker.json"]) if m["has_stacker"] else None,
                        base_models={n: loads(blobs[f"base_{n}.json"]) for n in m["base_models"]},
                        gate=loads(blobs["gate.json"]), decisions=m["decisions"], metrics=m["metrics"],
-                       race=m.get("race") or {})
+                       race=m.get("race") or {},
+                       intervals=loads(blobs["intervals.json"]) if "intervals.json" in blobs else None)

@@ -33,6 +33,7 @@ from ltv_core.errors import DataError
 from ltv_core.models.baselines import Baseline, compare
 from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.gate import Gate
+from ltv_core.models.intervals import RevenueQuantiles, interval_report
 from ltv_core.models.labels import check_rows, primary_index, revenue_matrix
 from ltv_core.models.matrix import DenseMatrix
 from ltv_core.models.regressor import MultiHorizonRegressor
@@ -62,6 +63,8 @@ class FittedStack:
     # the candidates race (models/race.py): output ("point" | "value") -> the base_models entry
     # that replaces the stack's primary level for it; absent = the stack's own
     race: dict[str, str] = field(default_factory=dict)
+    # quantiles of primary revenue and P(> whale line), from the hurdle's parts (models/intervals.py)
+    intervals: RevenueQuantiles | None = None
 
     @property
     def primary_index(self) -> int:
@@ -157,6 +160,8 @@ class FittedStack:
         X = self.dense(X)  # one conversion for every booster of the stack
         if len(X) == 0:  # an empty partition: LightGBM refuses zero rows, the answer is no rows
             cols = ["p_buyer", *(f"pred_{h}" for h in self.horizons), *(f"value_{h}" for h in self.horizons)]
+            if self.intervals is not None:
+                cols += list(self.intervals.columns(np.zeros(0), np.zeros(0), self.primary))
             return pd.DataFrame({c: np.zeros(0) for c in cols}, index=X.index)
         comp = self.components(X)
         P = np.expm1(self.point_log1p(X, comp))
@@ -171,6 +176,8 @@ class FittedStack:
             out[f"pred_{h}"] = P[:, j]
         for j, h in enumerate(self.horizons):
             out[f"value_{h}"] = V[:, j]
+        if self.intervals is not None:
+            out.update(self.intervals.columns(comp["p"], comp["m_log1p"][:, k], self.primary))
         return pd.DataFrame(out, index=X.index)
 
     def evaluate_on(self, X_hold: pd.DataFrame, labels_hold: pd.DataFrame,
@@ -194,6 +201,9 @@ class FittedStack:
                                      "value": metrics.evaluate(Y[:, j], pred[f"value_{h}"].to_numpy())}
         y = Y[:, self.primary_index]
         report["classifier"] = metrics.classifier_metrics((y > 0).astype(float), pred["p_buyer"].to_numpy())
+        if self.intervals is not None:
+            comp = self.components(self.dense(X_hold))
+            report["intervals"] = interval_report(self.intervals, y, comp["p"], comp["m_log1p"][:, self.primary_index])
         if baselines:
             report.update(self._versus(y, pred, X_hold, oracle, baselines, n_boot, level, seed, candidates or {}))
         return report

@@ -28,6 +28,7 @@ import pandas as pd
 from ltv_core import metrics
 from ltv_core.models.baselines import Baseline
 from ltv_core.models.cohorts import CohortModel
+from ltv_core.models.intervals import RevenueQuantiles
 from ltv_core.models.race import INCUMBENT, contender_outputs, run_race
 from ltv_core.models.classifier import BuyerClassifier
 from ltv_core.models.config import ModelsConfig, load_models_config
@@ -43,6 +44,7 @@ from ltv_core.spec import DatasetSpec
 __all__ = [
     "fit_baseline_models",
     "fit_candidates",
+    "fit_intervals",
     "fit_stacker",
     "optimize_gate_stage",
     "race_outputs",
@@ -291,6 +293,22 @@ def optimize_gate_stage(stack: FittedStack, X_val: pd.DataFrame, labels_val: pd.
     return gate, {"enabled": True, **gate.to_dict()}
 
 
+def fit_intervals(stack: FittedStack, X_val: pd.DataFrame, labels_val: pd.DataFrame, spec: DatasetSpec,
+                  config: ModelsConfig) -> tuple[RevenueQuantiles | None, dict[str, Any]]:
+    """Quantiles of primary revenue from the stack's calibrated p and buyers' E[log1p y], their
+    residual spread learned on the validation window (models/intervals.py)."""
+    ic = config.intervals
+    if not ic.enabled:
+        return None, {"enabled": False}
+    k = stack.primary_index
+    y_val = revenue_matrix(labels_val, spec)[:, k]
+    comp = stack.components(X_val)
+    model = RevenueQuantiles(ic.quantiles, ic.whale_threshold, ic.bins, ic.whale_quantile)
+    model.fit(comp["p"], comp["m_log1p"][:, k], y_val)
+    return model, {"enabled": True, "quantiles": list(ic.quantiles), "whale_threshold": model.whale_threshold_,
+                   "bins": len(model.edges_) + 1}
+
+
 # --- everything -----------------------------------------------------------------------------------
 def train_stack(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame,
                 spec: DatasetSpec, config: ModelsConfig | None = None,
@@ -306,6 +324,7 @@ def train_stack(X_train: pd.DataFrame, labels_train: pd.DataFrame, X_val: pd.Dat
                                 base_models if contenders is None else contenders)
     gate, gate_info = optimize_gate_stage(stack, X_val, labels_val, spec, config)
     stack.gate = gate
+    stack.intervals, i_info = fit_intervals(stack, X_val, labels_val, spec, config)
     stack.metrics = {"resample": r_info, "classifier": c_info, "regressor": g_info, "stacker": s_info,
-                     "gate": gate_info}
+                     "gate": gate_info, "intervals": i_info}
     return stack

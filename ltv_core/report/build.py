@@ -227,6 +227,17 @@ def _race(stage_info: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"winners": winners, "rows": rows, "reason": race.get("reason"), "margin": race.get("margin")}
 
 
+def _intervals(ev: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Coverage rows, the whale probability check and the coverage plot (models/intervals.py)."""
+    block = ev.get("intervals")
+    if not isinstance(block, Mapping) or not isinstance(block.get("coverage"), Mapping):
+        return None
+    rows = [[f"q{float(q) * 100:.0f}", c, c - float(q)] for q, c in block["coverage"].items()]
+    curve = block.get("curve") or {}
+    png = plots.coverage_plot(curve["levels"], curve["coverage"]) if curve.get("levels") else None
+    return {"rows": rows, "whale": block.get("whale") or {}, "png": png}
+
+
 def _ci_rows(ev: Mapping[str, Any]) -> list[list[Any]]:
     rows = []
     for key, vs in (("rmsle_diff_ci", "best_baseline_rmsle"), ("gini_diff_ci", "best_baseline_gini")):
@@ -309,6 +320,7 @@ def build_report(inputs: ReportInputs) -> tuple[str, dict[str, Any]]:
         stage_info={k: ({kk: vv for kk, vv in v.items() if kk != "race"} if isinstance(v, Mapping) else v)
                     for k, v in inputs.stage_info.items()},
         race=_race(inputs.stage_info), race_head=RACE_HEAD, drift=_drift(inputs.drift),
+        intervals=_intervals(inputs.evaluation), interval_head=["quantile", "holdout coverage", "− nominal"],
         evaluation_json=json.dumps(json_safe(inputs.evaluation), indent=2, sort_keys=True),
         gain_png=plots.gain_plot(y, curves), calibration_png=plots.calibration_plot(y, p),
         decile_png=plots.decile_plot(y, value, inputs.primary),

@@ -165,3 +165,20 @@ def prediction_drift_plot(reference: list[float], current: list[float], referenc
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def coverage_plot(levels: list[float], coverage: list[float]) -> str:
+    """Empirical (randomised-PIT) coverage of each revenue quantile against its nominal level."""
+    fig = _figure(5.5, 4.6)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="nominal")
+    ax.fill_between([0, 1], [-0.02, 0.98], [0.02, 1.02], color="0.85", label="±2 points")
+    ax.plot(levels, coverage, "o-", label="holdout coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("quantile level q")
+    ax.set_ylabel("share of rows at or below the q quantile")
+    ax.set_title("Prediction intervals: coverage")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)

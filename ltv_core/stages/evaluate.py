@@ -136,5 +136,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "best_baseline_rmsle": evaluation["best_baseline_rmsle"], "best_baseline_gini": evaluation["best_baseline_gini"],
         "rmsle_diff_ci": evaluation["rmsle_diff_ci"], "gini_diff_ci": evaluation["gini_diff_ci"],
         "rmsle": model_metrics["rmsle"], "gini": model_metrics["gini"],
+        "intervals_max_coverage_error": (evaluation.get("intervals") or {}).get("max_abs_error"),
         # which fitted model ships each output (the candidates race on validation, models/race.py)
         "shipped": {"point": stack.race.get("point", "stack"), "value": stack.race.get("value", "stack")}})

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 STAGE = Stage.FIT_STACKER
 # Written by their own stages; fit_stacker writes every other blob of the stack.
-OWN_STAGE_BLOBS = (artefacts.CLASSIFIER, artefacts.REGRESSOR, artefacts.GATE)
+OWN_STAGE_BLOBS = (artefacts.CLASSIFIER, artefacts.REGRESSOR, artefacts.GATE, artefacts.INTERVALS)
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -52,8 +52,10 @@ def test_output_contract(stack, sets: dict) -> None:  # type: ignore[no-untyped-
     Xh, _ = sets["hold"]
     P = stack.predict(Xh)
     hs = [h.name for h in SPEC.labels.horizons]
-    assert list(P.columns) == ["p_buyer"] + [f"pred_{h}" for h in hs] + [f"value_{h}" for h in hs]
-    assert (P.to_numpy() >= 0).all() and (P["p_buyer"] <= 1).all()
+    intervals = ["q10_d7", "q50_d7", "q90_d7", "p_whale_d7"]  # primary horizon (models/intervals.py)
+    assert list(P.columns) == ["p_buyer"] + [f"pred_{h}" for h in hs] + [f"value_{h}" for h in hs] + intervals
+    assert (P.to_numpy() >= 0).all() and (P["p_buyer"] <= 1).all() and (P["p_whale_d7"] <= 1).all()
+    assert (P["q10_d7"] <= P["q50_d7"]).all() and (P["q50_d7"] <= P["q90_d7"]).all()
     for col in ("pred", "value"):
         M = P[[f"{col}_{h}" for h in hs]].to_numpy()
         assert (np.diff(M, axis=1) >= 0).all(), f"{col} columns must be monotone across horizons"

@@ -244,3 +244,17 @@ def test_the_candidates_race_is_shown_with_its_evidence_and_winner() -> None:
     assert "<b>model</b> <small>(point ← lgbm_log1p)</small>" in html  # the metrics table names it too
     html2, _ = build_report(inp)
     assert "No candidates race was recorded" in html2
+
+
+def test_prediction_intervals_section_shows_coverage_and_plot() -> None:
+    import dataclasses
+
+    inp = _inputs()
+    ev = {**inp.evaluation, "intervals": {
+        "coverage": {"0.1": 0.11, "0.5": 0.49, "0.9": 0.93}, "max_abs_error": 0.03,
+        "curve": {"levels": [0.1, 0.5, 0.9], "coverage": [0.11, 0.49, 0.93]},
+        "whale": {"threshold": 12.5, "mean_probability": 0.02, "observed_share": 0.021}}}
+    html, _ = build_report(dataclasses.replace(inp, evaluation=ev))
+    assert "<td>q90</td><td>0.9300</td><td>0.0300</td>" in html
+    assert 'alt="coverage of the revenue quantiles"' in html and "P(revenue &gt; 12.5000)" in html
+    assert "No prediction intervals for this run" in build_report(inp)[0]
