@@ -34,6 +34,9 @@ __all__ = ["Inference", "fit_multipliers", "min_source", "summarise", "young_par
 def min_source(cfg: ImmatureLabelsConfig, spec: DatasetSpec) -> int:
     """Index of the shortest horizon a young user's labels may be inferred from."""
     names = [h.name for h in spec.labels.horizons]
+    if len(names) < 2:
+        raise SpecError(f"immature_labels needs at least two label horizons to infer the longest from a "
+                        f"shorter one; spec {spec.name!r} has {names}")
     if cfg.min_horizon is None:
         return 0
     if cfg.min_horizon not in names[:-1]:
@@ -76,10 +79,14 @@ class Inference:
     estimator: MaturityMultipliers
     spec: DatasetSpec
     first: int  # shortest source horizon index allowed
+    as_of: datetime  # the run's logical date: a horizon maturing after it is unknown, even if the file has it
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
+    def __call__(self, table: pa.Table, installed: datetime) -> tuple[pa.Table, dict[str, Any]]:
         spec = self.spec
         Y = revenue_matrix(table, spec)
+        # censor to what was known at the logical date (a backfill reads a later export)
+        age_days = (self.as_of - installed).total_seconds() / 86400
+        Y[:, [h.days > age_days for h in spec.labels.horizons]] = np.nan
         filled, src = self.estimator.transform(Y)
         H = Y.shape[1]
         keep = src >= self.first

@@ -132,7 +132,8 @@ def event_ts(table: pa.Table, spec: DatasetSpec, part_time: datetime) -> pa.Arra
 
 
 def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_url: str, out_path: str,
-                    infer: Callable[[pa.Table], tuple[pa.Table, dict[str, Any]]] | None = None) -> dict[str, Any]:
+                    infer: Callable[[pa.Table, datetime], tuple[pa.Table, dict[str, Any]]] | None = None
+                    ) -> dict[str, Any]:
     """Worker task: read, align, filter and write one partition. ``infer`` (``ltv_core.immature``)
     fills the young rows' missing labels before incomplete rows are dropped."""
     t0 = time.time()
@@ -152,7 +153,7 @@ def stage_partition(part: Partition, spec: DatasetSpec, labelled: bool, store_ur
     rows_in = table.num_rows
     inferred = None
     if infer is not None:
-        table, inferred = infer(table)
+        table, inferred = infer(table, part.time)
     immature = immature_horizons(table, spec) if labelled else []
     table, dropped = drop_incomplete(table, spec, labelled)
     revenue = revenue_stats(table, spec) if labelled else None

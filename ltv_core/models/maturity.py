@@ -47,7 +47,7 @@ def _check_matrix(Y: Any, what: str) -> np.ndarray:
 
 class MaturityMultipliers:
     """Per-cohort multipliers ``y_t / y_s`` learned on matured rows; ``transform`` fills the
-    horizons after each row's latest matured one (the last column is the primary/longest)."""
+    horizons after each row's latest matured one (columns: the spec's horizons, the longest last)."""
 
     def __init__(self, payer_quantiles: int = 4, min_cohort_rows: int = 30, zeros: Zeros = "keep",
                  random_state: int = 0) -> None:

@@ -96,7 +96,7 @@ def _stage_young(ctx: RunContext, client: Any, windows: dict[str, Any], stage_di
     assert root is not None
     parts = immature.young_partitions({s: windows[s] for s in LABELLED}, ctx.logical_date, spec, root, first)
     est = immature.fit_multipliers(store, [r["path"] for r in train if r["rows"]], spec, cfg)
-    infer = immature.Inference(est, spec, first)
+    infer = immature.Inference(est, spec, first, ctx.logical_date)
     jobs = [Job(f"train {p.value}", p.path,
                 (p, spec, True, store.url, catalog.partition_path(stage_dir, Split.TRAIN, spec.partition.key, p.value),
                  infer)) for p in parts]

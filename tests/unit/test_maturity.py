@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -95,9 +97,14 @@ def test_the_ingest_hook_fills_a_young_table_from_the_spec():
             [1.0, 1.1, None, None, None, None, None],  # only d7: shorter than min_horizon, stays null
             [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25]]      # matured: kept exactly
     table = pa.table({c: pa.array([r[j] for r in rows], pa.float64()) for j, c in enumerate(names)})
-    out, counts = Inference(est, spec, first)(table)
+    installed = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    out, counts = Inference(est, spec, first, installed + timedelta(days=200))(table, installed)
     assert counts == {"matured": 1, "unlabelled": 1, "inferred_from": {"d30": 1}}
     d120 = out.column("d120_rev").to_pylist()
     assert d120[0] == pytest.approx(1.3 * 2.0 / (1 + 3 / 6)) and d120[1] is None and d120[2] == 1.25
+    # a backfill: 45 days after install only d3..d30 were known, whatever the later export holds
+    out, counts = Inference(est, spec, first, installed + timedelta(days=45))(table, installed)
+    assert counts == {"matured": 0, "unlabelled": 1, "inferred_from": {"d30": 2}}
+    assert out.column("d120_rev").to_pylist()[2] == pytest.approx(0.8 * 2.0 / (1 + 3 / 6))
     with pytest.raises(SpecError, match="min_horizon 'd999'"):
         min_source(ImmatureLabelsConfig(min_horizon="d999"), spec)
