@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "classifier_auc": rep["classifier"]["auc"], "classifier_ece": rep["classifier"]["ece"],
         "stacker": stack.decisions["stacker"]["chosen"], "calibration": stack.classifier.calibration_method_,
         "race": stack.decisions["race"]["winners"],
+        "interval_coverage": (rep.get("intervals") or {}).get("coverage"),
+        "whale": (rep.get("intervals") or {}).get("whale"),
         # the candidate strategies (the cohort model) on the same holdout, with stack - candidate CIs
         "candidates": {n: {"rmsle": rows[f"{n}_point"]["rmsle"], "gini": rows[f"{n}_value"]["gini"],
                            "stack_minus_rmsle_ci": [c["rmsle_diff_ci"]["lo"], c["rmsle_diff_ci"]["hi"]],

@@ -80,6 +80,8 @@ def _summary(store: Path, seconds: float) -> dict[str, Any]:
         "rmsle_diff_ci": [ev["rmsle_diff_ci"]["lo"], ev["rmsle_diff_ci"]["hi"]],
         "gini_diff_ci": [ev["gini_diff_ci"]["lo"], ev["gini_diff_ci"]["hi"]],
         "race": race["winners"],
+        "interval_coverage": (ev.get("intervals") or {}).get("coverage"),
+        "whale": (ev.get("intervals") or {}).get("whale"),
         "candidates": {n: {"rmsle": rows[f"{n}_point"]["rmsle"], "gini": rows[f"{n}_value"]["gini"],
                            "stack_minus_rmsle_ci": [c["rmsle_diff_ci"]["lo"], c["rmsle_diff_ci"]["hi"]],
                            "stack_minus_gini_ci": [c["gini_diff_ci"]["lo"], c["gini_diff_ci"]["hi"]]}
