@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,10 +41,15 @@ class TimeRange(BaseModel):
         return self
 
 
+# How long labels take to mature: the spec's longest or primary horizon, or a number of days (>= 0).
+# One type for the pipeline config and a dataset spec's own windows (ltv_core/spec.py WindowsSpec).
+Maturity = Literal["longest", "primary"] | Annotated[int, Field(ge=0)]
+
+
 class WindowsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    maturity: Literal["longest", "primary"] | int = "longest"
+    maturity: Maturity = "longest"
     train_hours: int = Field(default=96, gt=0)
     validation_hours: int = Field(default=24, gt=0)
     holdout_hours: int = Field(default=24, gt=0)
@@ -54,13 +59,6 @@ class WindowsConfig(BaseModel):
     validation: TimeRange | None = None
     holdout: TimeRange | None = None
     scoring: TimeRange | None = None
-
-    @field_validator("maturity")
-    @classmethod
-    def _maturity(cls, v: Any) -> Any:
-        if isinstance(v, int) and v < 0:
-            raise ValueError("maturity in days must be >= 0")
-        return v
 
 
 class DaskConfig(BaseModel):

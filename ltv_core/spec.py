@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ltv_core import yamlconf
+from ltv_core.config import Maturity
 from ltv_core.errors import SpecError
 from ltv_core.yamlconf import project_root
 
@@ -246,19 +247,12 @@ class WindowsSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    maturity: Literal["longest", "primary"] | int | None = None
+    maturity: Maturity | None = None
     train_hours: int | None = Field(default=None, gt=0)
     validation_hours: int | None = Field(default=None, gt=0)
     holdout_hours: int | None = Field(default=None, gt=0)
     gap_hours: int | None = Field(default=None, ge=0)
     scoring_hours: int | None = Field(default=None, gt=0)
-
-    @field_validator("maturity")
-    @classmethod
-    def _maturity(cls, v: Any) -> Any:
-        if isinstance(v, int) and v < 0:
-            raise ValueError("maturity in days must be >= 0")
-        return v
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

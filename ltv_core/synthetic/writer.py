@@ -187,19 +187,29 @@ def generate_partition(out: str | os.PathLike[str], split: Split, when: datetime
         data = _table(cols, spec.arrow_schema(labelled=True))
     else:
         data = features
+    write_partition(out, spec, split, when, data, seed, files_per_partition, cols[spec.id_column],
+                    (lambda: oracle(eta, mu, **share)) if spec.oracle else None)
+    return PartitionResult(rows=n, buyers=buyers, revenue=revenue, row_ids=cols[spec.id_column])
+
+
+def write_partition(out: str | os.PathLike[str], spec: DatasetSpec, split: str, when: datetime, data: pa.Table,
+                    seed: int, files_per_partition: int, ids: pa.Array,
+                    oracle_columns: Callable[[], dict[str, np.ndarray]] | None) -> Path:
+    """One partition's files under the spec's root for ``split``, and its oracle file beside the data
+    (``oracle/<split>/<partition>/part-0.parquet``: the id and ``oracle_columns()``); both generators
+    (Smadex, gaming) write through here, every file atomically."""
     root = spec.roots.train if split == "train" else spec.roots.test
     if root is None:
         raise SpecError(f"spec {spec.name!r} has no {split} root")
     part_dir = Path(out) / root / f"{spec.partition.key}={spec.partition.render(when)}"
     _write_files(data, part_dir, _part_numbers(seed, split, when, files_per_partition), _split_uuid(seed, split),
                  spec.id_column)
-    if spec.oracle:
-        orc = oracle(eta, mu, **share)
-        orc_table = pa.table({spec.id_column: cols[spec.id_column], **{k: pa.array(v) for k, v in orc.items()}})
+    if spec.oracle and oracle_columns is not None:
+        table = pa.table({spec.id_column: ids, **{k: pa.array(v) for k, v in oracle_columns().items()}})
         orc_dir = Path(out) / spec.oracle / split / part_dir.name
         orc_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(orc_table, orc_dir / "part-0.parquet", spec.id_column)
-    return PartitionResult(rows=n, buyers=buyers, revenue=revenue, row_ids=cols[spec.id_column])
+        _atomic_write(table, orc_dir / "part-0.parquet", spec.id_column)
+    return part_dir
 
 
 def _write_files(data: pa.Table, part_dir: Path, part_numbers: list[int], write_uuid: str,

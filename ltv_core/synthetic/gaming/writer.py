@@ -29,8 +29,7 @@ from ltv_core.spec import DatasetSpec, load_spec
 from ltv_core.synthetic.gaming.model import (HORIZON_COLUMNS, HORIZON_DAYS, draw_future, draw_users, label_inputs,
                                              linear_predictors, oracle)
 from ltv_core.synthetic.gaming.vocab import get_vocab
-from ltv_core.synthetic.writer import (SPLIT_CODES, _atomic_write, _drop_stale_partitions, _part_numbers, _split_uuid,
-                                       _table, _write_files)
+from ltv_core.synthetic.writer import SPLIT_CODES, _drop_stale_partitions, _table, write_partition
 from ltv_core.timeutil import parse_time
 
 __all__ = ["GAMING_KNOB_DEFAULTS", "GamingKnobs", "generate_gaming_dataset", "generate_gaming_partition",
@@ -127,18 +126,8 @@ def generate_gaming_partition(out: str | os.PathLike[str], split: Split, day: da
         data = _table(cols, spec.arrow_schema(labelled=True))
     else:
         data = features
-    root = spec.roots.train if split == "train" else spec.roots.test
-    if root is None:
-        raise SpecError(f"spec {spec.name!r} has no {split} root")
-    part_dir = Path(out) / root / f"{spec.partition.key}={spec.partition.render(day)}"
-    _write_files(data, part_dir, _part_numbers(seed, split, day, files_per_partition), _split_uuid(seed, split),
-                 spec.id_column)
-    if spec.oracle:
-        orc = oracle(x, eta, mu)
-        table = pa.table({spec.id_column: cols[spec.id_column], **{k: pa.array(v) for k, v in orc.items()}})
-        orc_dir = Path(out) / spec.oracle / split / part_dir.name
-        orc_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(table, orc_dir / "part-0.parquet", spec.id_column)
+    write_partition(out, spec, split, day, data, seed, files_per_partition, cols[spec.id_column],
+                    lambda: oracle(x, eta, mu))
     return result
 
 
