@@ -182,7 +182,9 @@ class ImmatureLabelsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = False
+    # None: the dataset spec's choice (its `immature_labels: true|false`, default false), so that a
+    # data set it was measured to help turns it on in its own file (docs/MODELS.md "Immature labels")
+    enabled: bool | None = None
     min_horizon: str | None = None   # shortest source horizon used (a spec horizon name); None: any
     payer_quantiles: int = Field(default=4, ge=1)
     min_cohort_rows: int = Field(default=30, ge=1)

@@ -76,6 +76,9 @@ def make_context(run_id: str, logical_date: datetime | str, params: RunParams | 
     spec = load_spec(config.dataset_spec)
     if config.expectations:  # a flag, a param or the pipeline config overrides the spec's file
         spec = spec.model_copy(update={"expectations": config.expectations})
+    if config.immature_labels.enabled is None:  # the data set's own choice (spec), unless the config says
+        config = config.model_copy(update={"immature_labels": config.immature_labels.model_copy(
+            update={"enabled": spec.immature_labels})})
     return RunContext(run_id, parse_time(logical_date), config, spec, open_store(config.store_root), run_params,
                       dict(upstream or {}))
 

@@ -26,6 +26,7 @@ from ltv_core.errors import DataError, SpecError
 from ltv_core.models.maturity import MaturityMultipliers
 from ltv_core.spec import DatasetSpec
 from ltv_core.store import ArtifactStore
+from ltv_core.timeutil import parse_time
 from ltv_core.windows import Partition, Window, list_partitions
 
 __all__ = ["Inference", "fit_multipliers", "min_source", "summarise", "young_partitions"]
@@ -55,9 +56,10 @@ def revenue_matrix(table: pa.Table, spec: DatasetSpec) -> np.ndarray:
 def young_partitions(windows: dict[str, Window], logical_date: datetime, spec: DatasetSpec,
                      train_root: str, first: int) -> list[Partition]:
     """Train-root partitions after every labelled window, old enough for horizon ``first``."""
-    start = max(w.end for w in windows.values())
-    end = logical_date - timedelta(days=spec.labels.horizons[first].days)
-    return [p for p in list_partitions(train_root, spec) if start <= p.time < end and p.files]
+    # aware UTC on every side: Airflow hands a pendulum logical date, windows may come from params
+    start = parse_time(max(parse_time(w.end) for w in windows.values()))
+    end = parse_time(logical_date) - timedelta(days=spec.labels.horizons[first].days)
+    return [p for p in list_partitions(train_root, spec) if start <= parse_time(p.time) < end and p.files]
 
 
 def fit_multipliers(store: ArtifactStore, train_files: list[str], spec: DatasetSpec,

@@ -291,6 +291,9 @@ class DatasetSpec(BaseModel):
     # The synthetic generator that writes data of this shape (`python -m ltv_core generate`);
     # None: the Smadex generator, which refuses a spec declaring a column it cannot produce.
     generator: Literal["smadex", "gaming"] | None = None
+    # Whether runs on this data set also train on users too young for the longest horizon, labels
+    # inferred (ltv_core/immature.py); the pipeline config's immature_labels.enabled overrides it.
+    immature_labels: bool = False
     source_path: str | None = None  # set by load_spec
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -108,3 +109,26 @@ def test_the_ingest_hook_fills_a_young_table_from_the_spec():
     assert out.column("d120_rev").to_pylist()[2] == pytest.approx(0.8 * 2.0 / (1 + 3 / 6))
     with pytest.raises(SpecError, match="min_horizon 'd999'"):
         min_source(ImmatureLabelsConfig(min_horizon="d999"), spec)
+
+
+def test_the_dataset_spec_chooses_immature_labels_unless_the_pipeline_config_says(tmp_path) -> None:
+    """enabled: null (the default) takes the spec's choice (false for both shipped specs today); a
+    config value wins over it."""
+    import yaml
+
+    from ltv_core.context import make_context
+
+    def ctx(spec: str, enabled: object) -> object:
+        raw = yaml.safe_load(open("config/pipeline.yaml"))
+        raw["immature_labels"]["enabled"] = enabled
+        path = tmp_path / f"p-{Path(spec).stem}-{enabled}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return make_context("r1", "2024-03-13T00:00:00+00:00", {"config": str(path), "dataset_spec": spec,
+                                                                  "store_root": str(tmp_path / "s")})
+
+    gaming, smadex = "config/datasets/gaming_d120.yaml", "config/datasets/smadex_d7.yaml"
+    assert ctx(gaming, None).config.immature_labels.enabled is False
+    assert ctx(gaming, True).config.immature_labels.enabled is True
+    assert ctx(smadex, None).config.immature_labels.enabled is False
+    assert ctx(gaming, False).config.immature_labels.enabled is False
+    assert ctx(smadex, True).config.immature_labels.enabled is True
