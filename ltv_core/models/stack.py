@@ -36,6 +36,7 @@ from ltv_core.models.gate import Gate
 from ltv_core.models.intervals import RevenueQuantiles, interval_report
 from ltv_core.models.labels import check_rows, primary_index, revenue_matrix
 from ltv_core.models.matrix import DenseMatrix
+from ltv_core.models.race import contender_outputs
 from ltv_core.models.regressor import MultiHorizonRegressor
 from ltv_core.models.stacker import Stacker
 from ltv_core.spec import DatasetSpec
@@ -231,11 +232,10 @@ class FittedStack:
 
 
 def candidate_columns(candidates: dict[str, Any], X: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``<name>_point`` (expm1 of E[log1p y]) and ``<name>_value`` (E[y]) of each candidate strategy."""
-    out: dict[str, np.ndarray] = {}
-    for name, model in candidates.items():
-        out[f"{name}_point"], out[f"{name}_value"] = model.predict(X), model.predict_value(X)
-    return out
+    """``<name>_point`` (expm1 of E[log1p y]) and ``<name>_value`` (E[y]) of each candidate strategy:
+    the race's ``contender_outputs``, as flat table columns."""
+    return {f"{name}_{output}": pred for name, outputs in contender_outputs(candidates, X).items()
+            for output, pred in outputs.items()}
 
 
 def _late_terms(Y: np.ndarray, k: int) -> tuple[list[float], list[float]]:
