@@ -11,7 +11,9 @@ def parse_time(value: str | datetime) -> datetime:
     """ISO time (``2025-10-01``, ``2025-10-01T13:00``, ``...Z``, with or without zone) as aware UTC;
     a naive time is UTC. Raises SpecError naming the value."""
     if isinstance(value, datetime):
-        dt = value
+        # a subclass (Airflow's pendulum logical date) becomes a plain datetime: pendulum drops the
+        # zone in `astimezone(timezone.utc) - timedelta(...)` (tests/unit/test_timeutil.py)
+        dt = value if type(value) is datetime else datetime.fromisoformat(value.isoformat())
     else:
         text = str(value).strip().replace(" ", "T")
         if text.endswith("Z"):

@@ -3,7 +3,8 @@ daily install-date partitions, d120 labels null for young users. It runs through
 (config/datasets/gaming_d120.yaml and its expectations): the CLI's `run`, then the Airflow DAG.
 
 The logical date is 3 days after the export date, so the holdout's two newest install days have no
-d120_rev yet: ingest must exclude them, count them, and still run to a clean success."""
+d120_rev yet: ingest must exclude them, count them, and still run to a clean success. The spec's
+`immature_labels: true` makes both runs also train on the install days after the holdout."""
 
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ def check_run(store_root: Path, run: str, data: Path) -> None:
     assert hold["immature_partitions"] == IMMATURE and hold["dropped_share"] == 0.0
     assert hold["rows_immature"] == hold["rows_read"] - hold["rows"] > 100
     assert out["train"]["rows_immature"] == 0 and out["train"]["rows"] > 6000
+    # the spec's immature_labels: true: the install days after the holdout are trained on too
+    young = out["train"]["immature_labels"]
+    assert young["rows"] > 1000 and out["train"]["rows"] == out["train"]["rows_matured"] + young["rows"]
+    assert min(young["partitions"]) >= hold["window"][1][:10]
     assert out["scoring"]["rows"] == len(scored_users(data))
     assert store.read_manifest(run, "validate")["failed"] == 0
     ev = json.loads(Path(store.stage_dir(run, "evaluate"), "baselines.json").read_text())

@@ -127,7 +127,7 @@ def test_the_dataset_spec_chooses_immature_labels_unless_the_pipeline_config_say
                                                                   "store_root": str(tmp_path / "s")})
 
     gaming, smadex = "config/datasets/gaming_d120.yaml", "config/datasets/smadex_d7.yaml"
-    assert ctx(gaming, None).config.immature_labels.enabled is False
+    assert ctx(gaming, None).config.immature_labels.enabled is True
     assert ctx(gaming, True).config.immature_labels.enabled is True
     assert ctx(smadex, None).config.immature_labels.enabled is False
     assert ctx(gaming, False).config.immature_labels.enabled is False
