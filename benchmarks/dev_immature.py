@@ -8,7 +8,8 @@ the 7 / 31 the docs report), runs the product's CLI up to ``optimize_gate`` once
 the default; ``on:<min_horizon>:<zeros>``: the option) on the same files and logical date (the export
 date: the 120 newest install days are young), then scores each run's own stack and ``lgbm_log1p``
 baseline on the validation window (matured users, identical rows in every run). Prints the metrics,
-paired bootstrap intervals of (variant - off) and, last, one JSON object. Never the holdout.
+paired bootstrap intervals of (variant - off) and, last, one JSON object. ``--window holdout`` only
+confirms a decision already taken on validation, on a fresh seed (docs/BENCHMARKS.md "Immature labels").
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def log(msg: str) -> None:
 def variant_config(folder: Path, name: str) -> str:
     """config/pipeline.yaml with the variant's ``immature_labels`` block."""
     raw = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text())
+    # explicit on both sides: the pipeline config's null would take the spec's own choice
+    raw["immature_labels"] = {**raw.get("immature_labels", {}), "enabled": False}
     if name != "off":
         _, horizon, zeros = name.split(":")
         raw["immature_labels"] = {"enabled": True, "min_horizon": None if horizon == "any" else horizon,
@@ -60,8 +63,9 @@ def run_variant(name: str, data: Path, work: Path, logical: str) -> dict:
     return {"run_id": run_id, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def validation_predictions(store_root: Path, run_id: str) -> dict:
-    """The run's stack point prediction and lgbm_log1p on its validation matrix, by user id."""
+def window_predictions(store_root: Path, run_id: str, window: str = "validation") -> dict:
+    """The run's stack point prediction and lgbm_log1p on its validation (or, to confirm a decision
+    already taken, holdout) matrix, by user id."""
     from ltv_core import catalog
     from ltv_core.models import artefacts
     from ltv_core.pipeline import Split
@@ -69,7 +73,7 @@ def validation_predictions(store_root: Path, run_id: str) -> dict:
     from ltv_core.store import ArtifactStore
 
     spec, store = load_spec(SPEC), ArtifactStore(str(store_root))
-    X, meta = catalog.training_matrix(store, run_id, Split.VALIDATION)
+    X, meta = catalog.training_matrix(store, run_id, Split(window))
     order = np.argsort(meta[spec.id_column].to_numpy())
     stack = artefacts.load_stack(store, run_id)
     point = stack.predict(X)[f"pred_{spec.labels.primary}"].to_numpy()
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--as-of", default="2024-03-13")
     ap.add_argument("--variants", nargs="+", default=["on:d30:keep", "on:any:keep", "on:d30:sample"])
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--window", choices=["validation", "holdout"], default="validation",
+                    help="holdout only to confirm a decision already taken on validation, on a fresh seed")
     args = ap.parse_args(argv)
     if args.seed in (5, 7, 31):
         raise SystemExit(f"seed {args.seed} is reported by a test or benchmark: use a development seed")
@@ -116,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         generate_gaming_dataset(data, seed=args.seed, rows_per_partition=args.rows_per_partition, as_of=args.as_of)
     logical = f"{args.as_of}T00:00:00+00:00"
     out: dict = {"seed": args.seed, "rows_per_partition": args.rows_per_partition, "logical_date": logical,
-                 "window": "validation", "n_boot": args.n_boot, "variants": {}}
+                 "window": args.window, "n_boot": args.n_boot, "variants": {}}
     runs = {name: run_variant(name, data, work, logical) for name in ["off", *args.variants]}
-    preds = {name: validation_predictions(work / "store", r["run_id"]) for name, r in runs.items()}
-    out["validation_rows"] = len(preds["off"]["y"])
+    preds = {name: window_predictions(work / "store", r["run_id"], args.window) for name, r in runs.items()}
+    out[f"{args.window}_rows"] = len(preds["off"]["y"])
     out["off"] = {"train_rows": preds["off"]["train_rows"], "seconds": runs["off"]["seconds"]}
     for name in args.variants:
         out["variants"][name] = {"train_rows": preds[name]["train_rows"], "young": preds[name]["young"],
