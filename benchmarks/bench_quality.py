@@ -1,6 +1,8 @@
 """Quality benchmark: the full stack vs the baselines vs the Bayes-optimal oracle, on a holdout.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_quality.py --rows 1000000
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_quality.py --regime small      # or --all
+    # (--regime / --all / --dataset: the whole product pipeline, benchmarks/quality_pipeline.py)
 
 1. generate a synthetic Smadex-shaped set (cached under .bench/quality-<rows>/data; 144 hourly
    partitions, generator defaults: its difficulty is pinned by its own acceptance tests);
@@ -140,7 +142,9 @@ def oracle_for(spec: DatasetSpec, data: Path, row_ids: pd.Series) -> dict[str, n
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, default=None,
+                    help="rows to generate (default: 1,000,000 for this file's Smadex fit, the regime's own size "
+                         "for --regime / --dataset; --all always uses each regime's size)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--cache", default=str(ROOT / ".bench"))
     ap.add_argument("--config", default="config/models.yaml")
@@ -150,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="smadex_d7",
                     help="smadex_d7 (this file's own fit on cached features) or a spec with another generator, "
                          "e.g. gaming_d120: the whole product pipeline on generated data (quality_pipeline.py)")
+    ap.add_argument("--regime", default=None,
+                    help="a data regime of benchmarks/regimes.py (smadex, customers, small, low_signal, whales, "
+                         "gaming): the whole product pipeline on its generated data (quality_pipeline.py)")
+    ap.add_argument("--all", action="store_true", help="every regime in turn: one JSON line each, a summary last")
     args = ap.parse_args(argv)
-    if args.dataset != "smadex_d7":
+    if args.regime or args.all or args.dataset != "smadex_d7":
         sys.path.insert(0, str(ROOT / "benchmarks"))
         import quality_pipeline
 
@@ -164,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec("config/datasets/smadex_d7.yaml")
     if spec.labels.primary != "d7":
         raise SystemExit("the oracle of the synthetic data is for d7; the benchmark needs primary d7")
+    args.rows = args.rows or 1_000_000
     cache = Path(args.cache) / f"quality-{args.rows}"
     data = cache / "data"
     t_all = time.perf_counter()
